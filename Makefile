@@ -1,0 +1,31 @@
+# The README's two commands: `make demo` and `make test`. Both build .venv first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-fast bench clean
+
+$(BIN)/read-distill: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The pinned CPU wheel first: any other torch spec may pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+.venv: $(BIN)/read-distill
+
+demo: .venv
+	$(BIN)/read-distill run configs/demo.yaml
+
+test: .venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-fast: .venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not tiny" tests
+
+bench: .venv
+	$(BIN)/python benchmarks/allocation.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,1 @@
+"""Teacher and student backends; heavy ones are imported by name on first use."""

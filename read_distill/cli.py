@@ -1,0 +1,138 @@
+"""The ``read-distill`` command: parses arguments and calls the library; no logic here.
+
+Bad input (config, task card, run dir) exits with code 2 and a message naming the file,
+field and expected value. Importing this module never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from read_distill.config import ConfigError, load_config
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="read-distill", description="ReAD: reinforcement-guided capability distillation under a token budget.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one distillation (ReAD or a baseline policy)")
+    run.add_argument("config", help="YAML config (overrides the typed defaults)")
+    run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. policy.name=uniform budget.total_tokens=2e6")
+    run.add_argument("--run-dir", type=Path, help="where to write the run (default runs/<name>-<time>)")
+    run.add_argument("--resume", action="store_true", help="continue a stopped run in --run-dir")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    val = sub.add_parser("validate", help="check a config (and its task card) without running")
+    val.add_argument("config")
+    val.add_argument("overrides", nargs="*")
+
+    cmp_ = sub.add_parser("compare", help="policies x seeds at equal budget -> comparison.json + table")
+    cmp_.add_argument("config")
+    cmp_.add_argument("overrides", nargs="*")
+    cmp_.add_argument("--policies", nargs="+", default=["read", "greedy", "uniform", "task_static", "exp3", "random"])
+    cmp_.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    cmp_.add_argument("--out", type=Path, help="output directory (default runs/compare-<name>-<time>)")
+    cmp_.add_argument("--quiet", action="store_true")
+
+    ls = sub.add_parser("ls", help="list runs and their status")
+    ls.add_argument("root", nargs="?", type=Path, default=Path("runs"))
+
+    world = sub.add_parser("world", help="the embedded micro-world")
+    wsub = world.add_subparsers(dest="world_command", required=True)
+    wb = wsub.add_parser("build", help="build tokenizer, teacher and student")
+    wb.add_argument("--size", choices=["default", "tiny"], default="default")
+    wb.add_argument("--seed", type=int, default=0)
+    wb.add_argument("--out", type=Path, help="output directory (default: the shipped/cached location)")
+    wb.add_argument("--quiet", action="store_true")
+    wi = wsub.add_parser("info", help="print the world manifest")
+    wi.add_argument("--size", choices=["default", "tiny"], default="default")
+    wi.add_argument("--dir", type=Path, help="a built world directory")
+    wi.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    return p
+
+
+def _default_dir(prefix: str) -> Path:
+    return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from read_distill.runner import run
+
+    if args.resume and args.run_dir is None:
+        raise ConfigError("--resume needs --run-dir (the run to continue)")
+    config = load_config(args.config, args.overrides)
+    run_dir = args.run_dir or _default_dir(config.run.name)
+    summary = run(config, run_dir, resume=args.resume, quiet=args.quiet)
+    if not args.quiet:
+        from read_distill.report import format_summary
+
+        print(format_summary(summary, run_dir))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from read_distill.tasks import card_requirement, load_card
+
+    config = load_config(args.config, args.overrides)
+    if config.world.kind != "sim":
+        card = load_card(config.task.card)
+        card_requirement(card, config.capabilities, config.task.requirement)
+    print(f"{args.config}: ok")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from read_distill.experiments.compare import compare
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or _default_dir(f"compare-{config.run.name}")
+    result = compare(config, args.policies, args.seeds, out, quiet=args.quiet)
+    print(result["table"])
+    print(f"\nwritten: {out / 'comparison.json'}, {out / 'comparison.md'}")
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from read_distill.experiments.compare import list_runs
+
+    for line in list_runs(args.root):
+        print(line)
+    return 0
+
+
+def _world(args: argparse.Namespace) -> int:
+    from read_distill.world import build
+
+    if args.world_command == "build":
+        manifest = build.build_world(args.out or build.shipped_world_dir(args.size), args.size, seed=args.seed, progress=not args.quiet)
+        print(json.dumps({k: manifest[k] for k in ("teacher", "student") if k in manifest}, indent=1))
+        return 0
+    manifest = build.load_manifest(args.dir or build.shipped_world_dir(args.size))
+    print(json.dumps(manifest, indent=1) if args.json else build.format_manifest(manifest))
+    return 0
+
+
+COMMANDS = {"run": _run, "validate": _validate, "compare": _compare, "ls": _ls, "world": _world}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``read-distill`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as e:
+        print(f"read-distill: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("read-distill: interrupted; resume with --resume --run-dir <dir>", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The typed configuration tree.
+
+Defaults live here, in typed fields with one-line descriptions. A YAML file only
+overrides them (no includes, no interpolation), and dotted command-line overrides
+(``budget.total_tokens=2e6``) override the file. Unknown keys and ill-typed values are
+errors that name the key and the expected type. The resolved config is written to the
+run directory, so a run can always be re-created from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from read_distill.types import CAPABILITIES
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the file, key and expected value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunConfig(_Section):
+    name: str = Field("demo", description="Run name; the default run dir is runs/<name>.")
+    seed: int = Field(0, description="Seed of every random choice in the run.")
+    rounds: int = Field(20, ge=1, description="Number of bandit rounds (decision steps).")
+    dev_every: int = Field(5, ge=1, description="Evaluate dev utility every this many rounds.")
+
+
+class BudgetConfig(_Section):
+    total_tokens: int = Field(2_000_000, ge=1, description="The budget B in billable tokens.")
+    unit: Literal["train", "gen+train"] = Field(
+        "train", description="What B counts: 'train' (paper) or 'gen+train' (reference code)."
+    )
+
+    @field_validator("total_tokens", mode="before")
+    @classmethod
+    def _float_to_int(cls, v: Any) -> Any:
+        # `2e6` arrives as a float from YAML or the command line; accept it when integral.
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, str):
+            try:
+                f = float(v)
+            except ValueError:
+                return v
+            return int(f) if f.is_integer() else v
+        return v
+
+
+class RewardConfig(_Section):
+    beta: float = Field(0.5, ge=0, description="Weight of the spillover penalty.")
+    lambda_per_token: float = Field(1e-5, ge=0, description="Cost penalty per billable token.")
+    top_k: int = Field(3, ge=1, description="Essential capabilities: the top-k of the requirement.")
+
+
+class PolicyConfig(_Section):
+    name: str = Field("read", description="Policy: read, greedy, uniform, task_static, one_hot, fixed, random, exp3, grid.")
+    kappa: float = Field(1.0, ge=0, description="UCB exploration weight (read).")
+    kappa_decay: float = Field(0.7, gt=0, le=1, description="Factor on kappa when dev utility stalls.")
+    warmup_rounds: int = Field(5, ge=0, description="Rounds of random candidate actions before UCB.")
+    ensemble_size: int = Field(5, ge=1, description="J, number of MLPs in the reward-model ensemble.")
+    hidden: int = Field(64, ge=1, description="Hidden width of each reward-model MLP.")
+    top_k: int = Field(3, ge=1, description="Sparse actions use the top-k capabilities of r.")
+    grid: tuple[float, ...] = Field((0.25, 0.5, 0.75), description="Pair weights of sparse actions.")
+    max_actions: int = Field(50, ge=1, description="Cap on the candidate action set.")
+    profiling_tokens: int = Field(0, ge=0, description="Overhead budget for pilot runs (grid, read pre-training).")
+    pilot_rounds: int = Field(2, ge=1, description="Rounds in each pilot run.")
+    capability: str | None = Field(None, description="one_hot: the capability; default the top of r.")
+    weights: dict[str, float] | None = Field(None, description="fixed: the allocation, capability -> weight.")
+    schedule: list[dict[str, float]] | None = Field(None, description="schedule: one allocation per round.")
+    exp3_gamma: float = Field(0.3, gt=0, le=1, description="exp3: initial exploration rate (decays).")
+
+
+class GenerationConfig(_Section):
+    batch_size: int = Field(32, ge=1, description="Prompts per teacher call.")
+    max_new_tokens: dict[str, int] = Field(
+        {"math": 512, "code": 512, "long_context": 1024},
+        description="Per-capability max_new_tokens; others use default_max_new_tokens.",
+    )
+    default_max_new_tokens: int = Field(256, ge=1, description="max_new_tokens of unlisted capabilities.")
+    temperature: float = Field(0.0, ge=0, description="Teacher sampling temperature (0 = greedy).")
+    top_logprobs: int = Field(0, ge=0, description="Top-k log-probs per generated token to keep (KD).")
+    template_window: int = Field(128, ge=1, description="Sliding window of draws for the template share cap.")
+    template_cap_frac: float = Field(0.25, gt=0, le=1, description="Max share of one template in the window.")
+
+
+class TrainConfig(_Section):
+    signal: Literal["resp", "cot", "logit"] = Field(
+        "cot", description="Teacher signal trained on: resp (answer only), cot (rationale + answer), logit (token distributions)."
+    )
+    objective: Literal["sft", "kd"] = Field("sft", description="sft: cross-entropy on teacher tokens; kd: alpha*KL + (1-alpha)*CE.")
+    kd_alpha: float = Field(0.5, ge=0, le=1, description="kd: weight of KL(teacher || student) against the hard-token CE.")
+    kd_temperature: float = Field(1.0, gt=0, description="kd: softmax temperature of both distributions (KL scaled by T^2).")
+    answer_marker: str = Field("####", description="resp: the response starts at the last occurrence of this marker.")
+    lr: float = Field(3e-4, gt=0, description="Peak AdamW learning rate.")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="LR after warmup, as a function of the budget spent.")
+    warmup_frac: float = Field(0.02, ge=0, lt=1, description="Linear LR warmup over this fraction of the budget B.")
+    min_lr_frac: float = Field(0.1, ge=0, le=1, description="cosine: final LR as a fraction of the peak.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
+    batch_size: int = Field(16, ge=1, description="Examples per optimizer step.")
+    micro_batch_tokens: int = Field(8192, ge=1, description="Max padded tokens per forward pass (gradient accumulation above).")
+    max_seq_tokens: int = Field(2048, ge=2, description="Longest training sequence; longer prompts lose their start.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="accelerate mixed precision; auto = bf16 on GPUs that support it, else fp32."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+
+
+class WorldConfig(_Section):
+    kind: Literal["sim", "micro", "hf"] = Field("micro", description="Which world: simulated, embedded micro-world, or HF models.")
+    sim_environment: str = Field("paper_20m", description="sim: name of a built-in environment.")
+    micro_size: Literal["default", "tiny"] = Field("default", description="micro: which embedded world build.")
+    micro_dir: str | None = Field(None, description="micro: directory of a built world (default: the shipped one).")
+
+
+class TaskConfig(_Section):
+    card: str = Field("tool_math", description="Task card: a built-in name or a path to a YAML card.")
+    requirement: dict[str, float] | None = Field(None, description="Manual requirement; overrides the card's.")
+
+
+class Config(_Section):
+    capabilities: tuple[str, ...] = Field(CAPABILITIES, description="The capabilities, in order.")
+    run: RunConfig = RunConfig()
+    budget: BudgetConfig = BudgetConfig()
+    reward: RewardConfig = RewardConfig()
+    policy: PolicyConfig = PolicyConfig()
+    generation: GenerationConfig = GenerationConfig()
+    train: TrainConfig = TrainConfig()
+    world: WorldConfig = WorldConfig()
+    task: TaskConfig = TaskConfig()
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for p in parts[:-1]:
+        child = node.setdefault(p, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key!r}: {p!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(errors: list[dict[str, Any]], source: str) -> str:
+    lines = []
+    for e in errors:
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key {key!r}")
+        else:
+            lines.append(f"{source}: {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the YAML file at ``path``, then ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+        tree = loaded or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    if overrides:
+        source += " + overrides " + " ".join(overrides)
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_describe(e.errors(), source)) from None
+    if len(set(config.capabilities)) != len(config.capabilities) or not config.capabilities:
+        raise ConfigError(f"{source}: capabilities: expected distinct names, got {list(config.capabilities)}")
+    return config
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML (every field, defaults included)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Experiments built from runs: policy comparisons at equal budget, transfer studies."""

@@ -1,0 +1,132 @@
+"""Allocation → prompts → teacher → Examples, filling one round's billable quota.
+
+Capabilities are drawn so that the realised token shares track the allocation: each
+next prompt goes to the capability furthest below its target share (a deterministic,
+low-discrepancy version of "sample a capability from w"). Teacher calls are batched and
+charged to the ledger as they happen; the caller trains on what comes back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from read_distill.backends.base import Teacher, World
+from read_distill.config import GenerationConfig
+from read_distill.ledger import Ledger
+from read_distill.templates import TemplateShareCap, curriculum, prompt_hash
+from read_distill.types import DIFFICULTIES, Allocation, Example, Item
+
+#: Redraws allowed for one prompt before the share cap or leakage filter gives up.
+MAX_REDRAWS = 50
+
+
+def example_cost(ledger: Ledger, prompt_tokens: int, completion_tokens: int, cached: bool) -> int:
+    """Billable tokens an example costs in total: its generation plus training on it."""
+    return ledger.billable("teacher_gen", prompt_tokens, completion_tokens, cached) + ledger.billable(
+        "train", prompt_tokens, completion_tokens
+    )
+
+
+def max_new_tokens(config: GenerationConfig, capability: str) -> int:
+    """Per-capability generation length limit (SPEC §4)."""
+    return config.max_new_tokens.get(capability, config.default_max_new_tokens)
+
+
+class Generator:
+    """Draws leakage-free, share-capped prompts for a run; one instance per run."""
+
+    def __init__(self, world: World, config: GenerationConfig, seed: int) -> None:
+        self.world = world
+        self.config = config
+        self.seed = seed
+        self.evaluation_hashes = world.evaluation_hashes()
+        self.cap = TemplateShareCap(config.template_window, config.template_cap_frac)
+        self.rejected_leaks = 0
+
+    def draw(self, capability: str, spent_frac: float, rng: np.random.Generator) -> tuple[Item, str]:
+        """One prompt of ``capability`` at a curriculum-sampled difficulty."""
+        difficulty = DIFFICULTIES[int(rng.choice(3, p=curriculum(spent_frac)))]
+        item = None
+        for _ in range(MAX_REDRAWS):
+            item = self.world.draw(capability, difficulty, int(rng.integers(2**62)))
+            if prompt_hash(item.prompt) in self.evaluation_hashes:
+                self.rejected_leaks += 1
+                continue
+            if self.cap.allows(capability, item.template):
+                break
+        assert item is not None
+        self.cap.record(capability, item.template)
+        return item, difficulty
+
+    def generate_round(
+        self,
+        teacher: Teacher,
+        allocation: Allocation,
+        quota_tokens: int,
+        ledger: Ledger,
+        round: int,
+        spent_frac: float,
+        rng: np.random.Generator,
+    ) -> list[Example]:
+        """Examples whose total billable cost just reaches ``quota_tokens``."""
+        capabilities = self.world.capabilities
+        w = np.asarray(allocation, dtype=float)
+        cost_per_capability = np.zeros(len(capabilities))
+        drawn_per_capability = np.zeros(len(capabilities))
+        # Running estimate of an example's cost per capability, to size teacher batches and
+        # plan shares. It starts equal for all capabilities (a guess that differs per
+        # capability would skew the first batch's shares) and learns from what comes back.
+        estimate = np.full(len(capabilities), self.config.default_max_new_tokens / 2 + 1.0)
+        examples: list[Example] = []
+        total = 0
+        while total < quota_tokens:
+            need = quota_tokens - total
+            batch_size = int(min(self.config.batch_size, max(1, need // max(1.0, float(estimate @ w)))))
+            picks, planned = [], cost_per_capability.copy()
+            for _ in range(batch_size):
+                # The capability furthest below its target share of the planned spend.
+                deficit = w * (planned.sum() + estimate @ w) - planned
+                deficit[w <= 0] = -np.inf
+                i = int(np.argmax(deficit))
+                picks.append(i)
+                planned[i] += estimate[i]
+            drawn = [self.draw(capabilities[i], spent_frac, rng) for i in picks]
+            by_length: dict[int, list[int]] = {}
+            for k, i in enumerate(picks):
+                by_length.setdefault(max_new_tokens(self.config, capabilities[i]), []).append(k)
+            generations: dict[int, object] = {}
+            for length, ks in by_length.items():
+                sampling = {
+                    "max_new_tokens": length,
+                    "temperature": self.config.temperature,
+                    "top_logprobs": self.config.top_logprobs,
+                }
+                for k, g in zip(ks, teacher.generate([drawn[k][0].prompt for k in ks], sampling), strict=True):
+                    generations[k] = g
+            for k, i in enumerate(picks):
+                if total >= quota_tokens:
+                    break
+                (item, difficulty), g = drawn[k], generations[k]
+                ledger.charge(round, "teacher_prompt", g.prompt_tokens, 0, g.cached)
+                gen_billable = min(ledger.billable("teacher_gen", g.prompt_tokens, g.completion_tokens, g.cached), quota_tokens - total)
+                ledger.charge(round, "teacher_gen", g.completion_tokens, gen_billable, g.cached)
+                cost = example_cost(ledger, g.prompt_tokens, g.completion_tokens, g.cached)
+                cost_per_capability[i] += cost
+                drawn_per_capability[i] += 1
+                seen = drawn_per_capability > 0
+                estimate[seen] = cost_per_capability[seen] / drawn_per_capability[seen]
+                estimate[~seen] = cost_per_capability.sum() / drawn_per_capability.sum()
+                total += cost
+                examples.append(
+                    Example(
+                        prompt=item.prompt,
+                        completion=g.text,
+                        capability=item.capability,
+                        prompt_tokens=g.prompt_tokens,
+                        completion_tokens=g.completion_tokens,
+                        template=item.template,
+                        difficulty=difficulty,
+                        top_logprobs=g.top_logprobs,
+                    )
+                )
+        return examples

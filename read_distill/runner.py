@@ -1,0 +1,383 @@
+"""The round loop (SPEC §2), written out in one function, and resume from the run dir.
+
+A run directory is the only state. A round counts once ``state.json`` names it; a run
+stopped anywhere resumes at the first uncommitted round, reusing that round's saved
+examples so the teacher is never paid twice, and ends exactly as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from read_distill import __version__
+from read_distill.backends.base import Student, World
+from read_distill.config import Config, ConfigError, dump_config
+from read_distill.generate import Generator
+from read_distill.ledger import Ledger, round_quota
+from read_distill.policies import make_policy
+from read_distill.policies.base import Pilot, candidate_actions
+from read_distill.rewards import reward
+from read_distill.store import read_json, write_json, write_text
+from read_distill.tasks import card_requirement
+from read_distill.types import Allocation, Context, Example, Profile
+
+#: world.kind -> "module:function" building the World from the config (imported on use).
+WORLDS: dict[str, str] = {
+    "sim": "read_distill.sim.environments:make_world",
+    "micro": "read_distill.world.micro:make_world",
+    "hf": "read_distill.backends.hf:make_world",
+}
+
+#: Round index under which the initial probe/evaluation and the final evaluation are charged.
+INITIAL, FINAL = -1, 10**6
+
+
+class RunDirError(ConfigError):
+    """The run directory cannot be used as asked (exists without --resume, or is foreign)."""
+
+
+def make_world(config: Config) -> World:
+    """The World named by ``config.world.kind``."""
+    module, attr = WORLDS[config.world.kind].split(":")
+    return getattr(importlib.import_module(module), attr)(config)
+
+
+def _env() -> dict[str, Any]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    versions = {"read_distill": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    for name in ("torch", "transformers"):
+        if name in sys.modules:
+            versions[name] = getattr(sys.modules[name], "__version__", "")
+    return {"versions": versions, "git_sha": sha, "platform": platform.platform()}
+
+
+def _round_dir(run_dir: Path, t: int) -> Path:
+    return run_dir / "rounds" / f"{t:04d}"
+
+
+def _commit_student(student: Student, run_dir: Path, t: int) -> None:
+    """Save the student as ``student/``, keeping the previous checkpoint as ``student.prev``
+    until the new one is complete, so a crash at any point leaves a usable checkpoint."""
+    tmp, cur, prev = run_dir / "student.tmp", run_dir / "student", run_dir / "student.prev"
+    shutil.rmtree(tmp, ignore_errors=True)
+    student.save(tmp)
+    write_json(tmp / "round.json", {"round": t})
+    shutil.rmtree(prev, ignore_errors=True)
+    if cur.exists():
+        cur.rename(prev)
+    tmp.rename(cur)
+
+
+def _restore_student(student: Student, run_dir: Path, t: int) -> None:
+    for d in (run_dir / "student", run_dir / "student.prev"):
+        if (d / "round.json").exists() and read_json(d / "round.json")["round"] == t:
+            student.load(d)
+            return
+    raise RunDirError(f"{run_dir}: no student checkpoint for committed round {t}; the run dir is damaged")
+
+
+class Progress:
+    """One line per event on stderr; silent when ``quiet``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+
+def _fmt_alloc(capabilities: tuple[str, ...], w: Allocation) -> str:
+    return " ".join(f"{c[:4]}={x:.2f}" for c, x in zip(capabilities, w, strict=True) if x > 0)
+
+
+def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0: list[float], ledger: Ledger) -> Pilot:
+    """Pilot runs for policies that profile (SPEC §6 pre-training, grid search): a short
+    distillation from S0 with one fixed allocation on a slice of the profiling budget,
+    charged to the run's ledger as ``profiling`` overhead, outside B."""
+    capabilities = world.capabilities
+    per_pilot = max(1, config.policy.profiling_tokens // max(1, config.policy.max_actions))
+    calls = {"n": 0}
+
+    def pilot(allocation: Allocation) -> tuple[Context, float]:
+        calls["n"] += 1
+        private = Ledger(None, per_pilot, config.budget.unit)
+        student = world.student(config.run.seed)
+        generator = Generator(world, config.generation, config.run.seed)
+        teacher = world.teacher()
+        before = after = s0
+        for t in range(config.policy.pilot_rounds):
+            rng = np.random.default_rng([config.run.seed, 7919, calls["n"], t])
+            quota = round_quota(private.remaining, config.policy.pilot_rounds - t)
+            examples = generator.generate_round(teacher, allocation, quota, private, t, t / config.policy.pilot_rounds, rng)
+            student.fit(examples, quota - private.spent_in_round(t), private, t)
+        after = world.probe(student, private, 0).vector(capabilities)
+        ledger.charge(INITIAL, "profiling", sum(e.tokens for e in private.entries), 0)
+        context = Context(
+            requirement=requirement,
+            profile_frac=tuple(x / 100 for x in before),
+            remaining_frac=1.0,
+            last_allocation=(0.0,) * len(capabilities),
+            last_gain=(0.0,) * len(capabilities),
+            profile_width_frac=(0.0,) * len(capabilities),
+        )
+        r = reward(requirement, before, after, private.spent, config.reward.beta, config.reward.lambda_per_token * config.budget.total_tokens / per_pilot, config.reward.top_k)[0]
+        return context, r
+
+    return pilot
+
+
+def run(
+    config: Config,
+    run_dir: Path,
+    world: World | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    stop_after_round: int | None = None,
+) -> dict[str, Any]:
+    """Run ReAD (or any policy) as ``config`` says, in ``run_dir``; return the summary.
+
+    ``resume`` continues a stopped run in ``run_dir``; without it an existing non-empty
+    ``run_dir`` is refused. ``stop_after_round`` ends the process-level loop after that
+    round is committed (as a kill would), which tests use to check resume.
+    """
+    say = Progress(quiet)
+    run_dir = Path(run_dir)
+    state_path = run_dir / "state.json"
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise RunDirError(f"{run_dir}: run directory exists; pass --resume to continue it or choose another --run-dir")
+    if resume and not (run_dir / "config.yaml").exists():
+        raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        saved = (run_dir / "config.yaml").read_text()
+        if saved != dump_config(config):
+            raise RunDirError(f"{run_dir}/config.yaml: differs from the config given; resume with the same config")
+    else:
+        write_text(run_dir / "config.yaml", dump_config(config))
+        write_json(run_dir / "env.json", {**_env(), "seed": config.run.seed})
+
+    wall: dict[str, float] = defaultdict(float)
+    t0 = time.perf_counter()
+    world = world or make_world(config)
+    capabilities = world.capabilities
+    if tuple(config.capabilities) != tuple(capabilities):
+        raise ConfigError(f"capabilities: the world has {list(capabilities)}, the config {list(config.capabilities)}")
+    requirement = card_requirement(world.card, capabilities, config.task.requirement)
+    seed, rounds, B = config.run.seed, config.run.rounds, config.budget.total_tokens
+    ledger = Ledger(run_dir / "ledger.jsonl", B, config.budget.unit)
+    teacher = world.teacher()
+    student = world.student(seed)
+    generator = Generator(world, config.generation, seed)
+    policy = make_policy(config.policy, capabilities, requirement)
+    wall["setup"] += time.perf_counter() - t0
+
+    state: dict[str, Any] | None = read_json(state_path) if state_path.exists() else None
+    if state is None:
+        # Fresh start (or a crash before the initial probe committed): begin from nothing.
+        ledger.truncate(lambda e: False)
+        t = time.perf_counter()
+        profile0 = world.probe(student, ledger, INITIAL)
+        wall["probe"] += time.perf_counter() - t
+        t = time.perf_counter()
+        initial_utility = world.evaluate(student, "test", ledger, INITIAL)
+        initial_dev = world.evaluate(student, "dev", ledger, INITIAL)
+        wall["eval"] += time.perf_counter() - t
+        say(f"[read-distill] {world.card.name}: initial utility {initial_utility:.2f}, budget {B:,} tokens, {rounds} rounds, policy {config.policy.name}")
+        if config.policy.profiling_tokens > 0:
+            t = time.perf_counter()
+            say(f"[read-distill] profiling: pilot runs on {config.policy.profiling_tokens:,} overhead tokens")
+            pilot = make_pilot(config, world, requirement, profile0.vector(capabilities), ledger)
+            policy.prepare(pilot, candidate_actions(requirement, None, config.policy.top_k, config.policy.grid, config.policy.max_actions), np.random.default_rng([seed, 104729]))
+            wall["profiling"] += time.perf_counter() - t
+        state = {
+            "round": INITIAL,
+            "initial_profile": profile0.to_json(),
+            "profile": profile0.to_json(),
+            "initial_utility": initial_utility,
+            "dev": [[INITIAL, initial_dev]],
+            "best_dev": initial_dev,
+            "cum_reward": 0.0,
+            "proxy_at_dev": [],
+            "gain_at_dev": [],
+            "last_allocation": [0.0] * len(capabilities),
+            "last_gain": [0.0] * len(capabilities),
+            "wall_s": dict(wall),
+        }
+        _commit_student(student, run_dir, INITIAL)
+        write_json(run_dir / "policy.json", policy.state_dict())
+        ledger.sync()
+        write_json(state_path, state)
+        wall.clear()
+    else:
+        committed = state["round"]
+        pending = _round_dir(run_dir, committed + 1) / "examples.jsonl"
+        # Drop charges of work that never committed, except the teacher calls whose
+        # examples were saved: those are reused, so their charges stand.
+        ledger.truncate(
+            lambda e: e.round <= committed
+            or (e.round == committed + 1 and e.phase in ("teacher_prompt", "teacher_gen") and pending.exists())
+        )
+        _restore_student(student, run_dir, committed)
+        policy.load_state_dict(read_json(run_dir / "policy.json"))
+        say(f"[read-distill] resuming {run_dir} after round {committed}")
+
+    profile = Profile.from_json(state["profile"])
+    s = profile.vector(capabilities)
+    for t in range(state["round"] + 1, rounds):
+        rd = _round_dir(run_dir, t)
+        quota = round_quota(ledger.remaining, rounds - t)
+        context = Context(
+            requirement=requirement,
+            profile_frac=tuple(x / 100 for x in s),
+            remaining_frac=ledger.remaining / B,
+            last_allocation=tuple(state["last_allocation"]),
+            last_gain=tuple(state["last_gain"]),
+            profile_width_frac=tuple(x / 100 for x in profile.widths(capabilities)),
+        )
+        w_prev = tuple(state["last_allocation"]) if t > 0 else None
+        actions = candidate_actions(requirement, w_prev, config.policy.top_k, config.policy.grid, config.policy.max_actions)
+        rng = np.random.default_rng([seed, t])
+        tick = time.perf_counter()
+        w = policy.select(context, actions, rng)
+        info = dict(policy.info)
+        wall["policy"] += time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        examples_path = rd / "examples.jsonl"
+        if examples_path.exists():
+            examples = [Example.from_json(json.loads(line)) for line in examples_path.read_text().splitlines() if line]
+        else:
+            examples = generator.generate_round(teacher, w, quota, ledger, t, 1.0 - ledger.remaining / B, np.random.default_rng([seed, t, 1]))
+            write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in examples))
+        wall["generate"] += time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        stats = student.fit(examples, quota - ledger.spent_in_round(t), ledger, t)
+        wall["train"] += time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        new_profile = world.probe(student, ledger, t)
+        wall["probe"] += time.perf_counter() - tick
+        s_new = new_profile.vector(capabilities)
+        spent = ledger.spent_in_round(t)
+        R, g, spill, cost = reward(requirement, s, s_new, spent, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)
+        tick = time.perf_counter()
+        policy.update(context, w, R)
+        wall["policy"] += time.perf_counter() - tick
+        state["cum_reward"] += R
+
+        dev_utility = None
+        if (t + 1) % config.run.dev_every == 0 or t == rounds - 1:
+            tick = time.perf_counter()
+            dev_utility = world.evaluate(student, "dev", ledger, t)
+            wall["eval"] += time.perf_counter() - tick
+            state["dev"].append([t, dev_utility])
+            state["proxy_at_dev"].append(state["cum_reward"])
+            state["gain_at_dev"].append(dev_utility - state["dev"][0][1])
+            improved = dev_utility > state["best_dev"]
+            state["best_dev"] = max(state["best_dev"], dev_utility)
+            policy.on_dev_eval(list(state["proxy_at_dev"]), list(state["gain_at_dev"]), improved)
+
+        write_json(rd / "allocation.json", {"round": t, "allocation": dict(zip(capabilities, w, strict=True)), "quota_tokens": quota, "candidates": len(actions), "policy_info": info})
+        write_json(rd / "profile.json", new_profile.to_json())
+        write_json(
+            rd / "reward.json",
+            {
+                "round": t,
+                "reward": R,
+                "gain": g,
+                "spillover": spill,
+                "cost_penalty": cost,
+                "spent_tokens": spent,
+                "spend_per_capability": stats.spend_per_capability,
+                "trained_tokens": stats.trained_tokens,
+                "mean_loss": stats.mean_loss,
+                "dev_utility": dev_utility,
+            },
+        )
+        tick = time.perf_counter()
+        _commit_student(student, run_dir, t)
+        wall["checkpoint"] += time.perf_counter() - tick
+        write_json(run_dir / "policy.json", policy.state_dict())
+        state.update(
+            round=t,
+            profile=new_profile.to_json(),
+            last_allocation=list(w),
+            last_gain=[(b - a) / 100 for a, b in zip(s, s_new, strict=True)],
+            wall_s={k: state["wall_s"].get(k, 0.0) + wall.get(k, 0.0) for k in set(state["wall_s"]) | set(wall)},
+        )
+        wall.clear()
+        ledger.sync()
+        write_json(state_path, state)  # the commit point of round t
+        profile, s = new_profile, s_new
+        dev_note = f"  U_dev {dev_utility:.2f}" if dev_utility is not None else ""
+        say(
+            f"round {t + 1:>2}/{rounds}  {_fmt_alloc(capabilities, w):<40}  spent {B - ledger.remaining:>11,}/{B:,}"
+            f"  reward {R:+.3f}  gain {g:+.2f}  spill {spill:.2f}{dev_note}"
+        )
+        if stop_after_round is not None and t >= stop_after_round:
+            ledger.close()
+            return {"stopped_after_round": t}
+
+    return _finish(config, run_dir, world, student, ledger, state, capabilities, say)
+
+
+def _finish(config: Config, run_dir: Path, world: World, student: Student, ledger: Ledger, state: dict[str, Any], capabilities: tuple[str, ...], say: Callable[[str], None]) -> dict[str, Any]:
+    """Final test utility and full profile; ``summary.json``."""
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        return read_json(summary_path)
+    ledger.truncate(lambda e: e.round != FINAL)
+    wall: dict[str, float] = defaultdict(float)
+    tick = time.perf_counter()
+    final_profile = world.probe(student, ledger, FINAL)
+    wall["probe"] += time.perf_counter() - tick
+    tick = time.perf_counter()
+    final_utility = world.evaluate(student, "test", ledger, FINAL)
+    wall["eval"] += time.perf_counter() - tick
+    allocations, profiles = [], [Profile.from_json(state["initial_profile"]).scores]
+    for t in range(config.run.rounds):
+        rd = _round_dir(run_dir, t)
+        allocations.append(read_json(rd / "allocation.json")["allocation"])
+        profiles.append(read_json(rd / "profile.json")["scores"])
+    wall_s = {k: state["wall_s"].get(k, 0.0) + wall.get(k, 0.0) for k in set(state["wall_s"]) | set(wall)}
+    summary = {
+        "task": world.card.name,
+        "policy": config.policy.name,
+        "seed": config.run.seed,
+        "budget_tokens": config.budget.total_tokens,
+        "budget_unit": config.budget.unit,
+        "initial_utility": state["initial_utility"],
+        "final_utility": final_utility,
+        "initial_profile": Profile.from_json(state["initial_profile"]).scores,
+        "final_profile": final_profile.scores,
+        "final_intervals": {k: list(v) for k, v in final_profile.intervals.items()},
+        "dev_utility": state["dev"],
+        "allocations": allocations,
+        "profiles": profiles,
+        "ledger": ledger.totals(),
+        "wall_s": dict(sorted(wall_s.items())),
+    }
+    ledger.close()
+    write_json(summary_path, summary)
+    say(
+        f"[read-distill] done: utility {summary['initial_utility']:.2f} -> {final_utility:.2f}; "
+        f"spent {ledger.spent:,}/{ledger.budget_tokens:,} billable tokens; summary in {summary_path}"
+    )
+    return summary

@@ -1,0 +1,88 @@
+"""Known dynamics for simulated worlds: how a profile moves when tokens are spent.
+
+A dynamics is any callable ``dynamics(profile, spend_tokens, spent_tokens, rng) ->
+new_profile`` over numpy arrays indexed by capability (0–100 scale). ``TransferDynamics``
+is the built-in family: a budget-dependent transfer matrix, saturation toward a ceiling
+and noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class TransferDynamics:
+    """Cumulative transfer curves fitted through two measured transfer matrices.
+
+    ``T_small[i][j]`` (``T_large[i][j]``) is the score change of capability j after
+    spending ``budget_small`` (``budget_large``) tokens on capability i alone. Each entry
+    becomes a curve F_ij(x) = A·(1 − e^(−x/τ)) + C·(x/budget_large)², the unique member
+    of that family through both points: the saturating term gives diminishing returns, the
+    quadratic one interference that grows with budget (τ = budget_large / ``tau_frac``).
+    Spending s_i on top of S_i already spent moves j by Σ_i F_ij(S_i + s_i) − F_ij(S_i).
+    Positive moves shrink as a score nears its ``ceiling`` (``saturation`` = exponent;
+    0 disables), scores stay in [0, 100], and each round adds Gaussian noise of
+    ``noise_std`` points per capability that received spend.
+    """
+
+    def __init__(
+        self,
+        T_small: Sequence[Sequence[float]],
+        T_large: Sequence[Sequence[float]],
+        budget_small: float,
+        budget_large: float,
+        ceiling: Sequence[float] | float = 100.0,
+        saturation: float = 0.0,
+        noise_std: float = 0.0,
+        tau_frac: float = 3.0,
+    ) -> None:
+        t1, t2 = np.asarray(T_small, dtype=float), np.asarray(T_large, dtype=float)
+        if t1.shape != t2.shape or t1.shape[0] != t1.shape[1]:
+            raise ValueError(f"transfer matrices must be square and alike, got {t1.shape} and {t2.shape}")
+        if not 0 < budget_small < budget_large:
+            raise ValueError("need 0 < budget_small < budget_large")
+        self.budget_large = float(budget_large)
+        self.tau = budget_large / tau_frac
+        g1, g2 = self._g(budget_small), self._g(budget_large)
+        h1, h2 = self._h(budget_small), self._h(budget_large)
+        det = g1 * h2 - g2 * h1
+        self.A = (t1 * h2 - t2 * h1) / det
+        self.C = (g1 * t2 - g2 * t1) / det
+        self.ceiling = np.broadcast_to(np.asarray(ceiling, dtype=float), (t1.shape[0],)).copy()
+        self.saturation = saturation
+        self.noise_std = noise_std
+
+    def _g(self, x):
+        return 1.0 - np.exp(-np.asarray(x, dtype=float) / self.tau)
+
+    def _h(self, x):
+        return (np.asarray(x, dtype=float) / self.budget_large) ** 2
+
+    def curve(self, spent_tokens: np.ndarray) -> np.ndarray:
+        """F_ij at the cumulative spend of each source capability i (matrix i × j)."""
+        x = np.asarray(spent_tokens, dtype=float)[:, None]
+        return self.A * self._g(x) + self.C * self._h(x)
+
+    def __call__(self, profile, spend_tokens, spent_tokens, rng: np.random.Generator) -> np.ndarray:
+        profile = np.asarray(profile, dtype=float)
+        spent = np.asarray(spent_tokens, dtype=float)
+        spend = np.asarray(spend_tokens, dtype=float)
+        delta = (self.curve(spent + spend) - self.curve(spent)).sum(axis=0)
+        if self.saturation > 0:
+            room = np.clip((self.ceiling - profile) / np.maximum(self.ceiling, 1e-9), 0.0, 1.0)
+            delta = np.where(delta > 0, delta * room**self.saturation, delta)
+        if self.noise_std > 0 and spend.sum() > 0:
+            delta = delta + rng.normal(0.0, self.noise_std, size=delta.shape)
+        return np.clip(profile + delta, 0.0, 100.0)
+
+
+class LinearUtility:
+    """U = r·s (the default task utility of a simulated world)."""
+
+    def __init__(self, weights: Sequence[float]) -> None:
+        self.weights = np.asarray(weights, dtype=float)
+
+    def __call__(self, profile) -> float:
+        return float(self.weights @ np.asarray(profile, dtype=float))

@@ -1,0 +1,133 @@
+"""The round loop on the simulated world: invariants of a run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from read_distill import sim
+from read_distill.config import Config
+from read_distill.generate import Generator
+from read_distill.ledger import Ledger
+from read_distill.runner import RunDirError, run
+from read_distill.sim import sim_config
+
+BUDGET = 2_000_000
+
+
+def _config(world, policy, seed=0, rounds=8, **options) -> Config:
+    return sim_config(world, policy, BUDGET, rounds, seed, **options)
+
+
+def _sized(world, rounds=8):
+    return world.with_example_tokens(BUDGET, rounds)
+
+
+def _comparable(summary):
+    return {k: v for k, v in summary.items() if k != "wall_s"}
+
+
+@pytest.mark.parametrize("policy", ["random", "read", "exp3"])
+def test_resume_equals_uninterrupted(world, tmp_path, policy):
+    config = _config(world, policy)
+    whole = run(config, tmp_path / "whole", world=_sized(world), quiet=True)
+    for k in (0, 3, 6):
+        d = tmp_path / f"stop{k}"
+        run(config, d, world=_sized(world), quiet=True, stop_after_round=k)
+        resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
+        assert _comparable(resumed) == _comparable(whole), f"stopped after round {k}"
+        assert (d / "ledger.jsonl").read_text() == (tmp_path / "whole" / "ledger.jsonl").read_text()
+
+
+def test_resume_reuses_saved_examples_of_an_unfinished_round(world, tmp_path):
+    """A crash after generation but before the round committed: the round's teacher
+    charges stand, its examples are reused, and the end result is unchanged."""
+    config = _config(world, "task_static")
+    whole = run(config, tmp_path / "whole", world=_sized(world), quiet=True)
+    d = tmp_path / "crash"
+    run(config, d, world=_sized(world), quiet=True, stop_after_round=4)
+    # Simulate the crash: redo round 4's commit as "not happened" (state says round 3).
+    state = json.loads((d / "state.json").read_text())
+    prev = json.loads((d / "rounds/0003/profile.json").read_text())
+    state.update(round=3, profile=prev)
+    state["last_allocation"] = list(json.loads((d / "rounds/0003/allocation.json").read_text())["allocation"].values())
+    (d / "state.json").write_text(json.dumps(state))
+    # the student checkpoint of round 3 survives as student.prev
+    assert json.loads((d / "student.prev/round.json").read_text())["round"] == 3
+    resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
+    assert resumed["final_utility"] == pytest.approx(whole["final_utility"])
+    assert resumed["ledger"] == whole["ledger"]
+
+
+def test_same_seed_same_run_and_different_seed_differs(world, tmp_path):
+    a = run(_config(world, "read", seed=3), tmp_path / "a", world=_sized(world), quiet=True)
+    b = run(_config(world, "read", seed=3), tmp_path / "b", world=_sized(world), quiet=True)
+    c = run(_config(world, "read", seed=4), tmp_path / "c", world=_sized(world), quiet=True)
+    assert _comparable(a) == _comparable(b)
+    assert (tmp_path / "a/ledger.jsonl").read_text() == (tmp_path / "b/ledger.jsonl").read_text()
+    assert a["allocations"] != c["allocations"] or a["final_utility"] != c["final_utility"]
+
+
+@pytest.mark.parametrize("unit", ["train", "gen+train"])
+@pytest.mark.parametrize("budget", [1, 999, 123_457, BUDGET])
+def test_ledger_spends_exactly_the_budget(world, tmp_path, unit, budget):
+    config = sim_config(world, "uniform", budget, 7, 0).model_copy(
+        update={"budget": Config().budget.model_copy(update={"total_tokens": budget, "unit": unit})}
+    )
+    summary = run(config, tmp_path / "r", world=world.with_example_tokens(budget, 7), quiet=True)
+    assert summary["ledger"]["billable"] == budget
+    ledger = Ledger(tmp_path / "r/ledger.jsonl", budget, unit)
+    assert ledger.spent == budget
+
+
+def test_existing_run_dir_is_refused_without_resume(world, tmp_path):
+    config = _config(world, "uniform", rounds=2)
+    run(config, tmp_path / "r", world=_sized(world, 2), quiet=True)
+    before = (tmp_path / "r/summary.json").read_text()
+    with pytest.raises(RunDirError, match="--resume"):
+        run(config, tmp_path / "r", world=_sized(world, 2), quiet=True)
+    assert (tmp_path / "r/summary.json").read_text() == before
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        run(config, tmp_path / "empty", world=_sized(world, 2), quiet=True, resume=True)
+
+
+def test_resume_with_another_config_is_refused(world, tmp_path):
+    run(_config(world, "uniform", rounds=4), tmp_path / "r", world=_sized(world, 4), quiet=True, stop_after_round=1)
+    with pytest.raises(RunDirError, match="differs"):
+        run(_config(world, "task_static", rounds=4), tmp_path / "r", world=_sized(world, 4), quiet=True, resume=True)
+
+
+def test_run_dir_layout(world, tmp_path):
+    run(_config(world, "read", rounds=3), tmp_path / "r", world=_sized(world, 3), quiet=True)
+    d = tmp_path / "r"
+    for name in ("config.yaml", "env.json", "ledger.jsonl", "state.json", "policy.json", "summary.json", "student/round.json"):
+        assert (d / name).exists(), name
+    for t in range(3):
+        for name in ("allocation.json", "profile.json", "reward.json", "examples.jsonl"):
+            assert (d / f"rounds/{t:04d}/{name}").exists()
+    assert not (d / "student.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    "allocation",
+    [(1, 0, 0, 0, 0, 0, 0, 0), (0.5, 0, 0, 0.5, 0, 0, 0, 0), (0.1, 0.2, 0.3, 0.05, 0.05, 0.1, 0.1, 0.1)],
+)
+def test_realised_token_shares_match_the_allocation(world, allocation):
+    """Drawing capabilities from w fills each capability's share of the round's tokens."""
+    sized = world.with_example_tokens(10_000_000, 10)  # ~40 examples a round
+    gen = Generator(sized, Config().generation, seed=0)
+    ledger = Ledger(None, 10**9)
+    examples = gen.generate_round(sized.teacher(), allocation, 1_000_000, ledger, 0, 0.0, np.random.default_rng(0))
+    tokens = np.zeros(8)
+    for e in examples:
+        tokens[sized.capabilities.index(e.capability)] += e.completion_tokens
+    share = tokens / tokens.sum()
+    assert np.abs(share - np.asarray(allocation)).max() <= 1.0 / len(examples) + 1e-9
+
+
+def test_public_sim_entry_points(world):
+    result = sim.run(world, "task_static", budget_tokens=BUDGET, rounds=5, seed=1)
+    assert len(result.allocations) == 5 and len(result.profiles) == 6
+    assert result.final_utility != result.initial_utility
