@@ -114,6 +114,11 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
 
 
+class ProbeConfig(_Section):
+    items_per_capability: int = Field(32, ge=1, description="Held-out probe items per capability.")
+    seed: int = Field(0, description="Seed of the probe suite (fixed across runs so profiles compare).")
+
+
 class WorldConfig(_Section):
     kind: Literal["sim", "micro", "hf"] = Field("micro", description="Which world: simulated, embedded micro-world, or HF models.")
     sim_environment: str = Field("paper_20m", description="sim: name of a built-in environment.")
@@ -134,6 +139,7 @@ class Config(_Section):
     policy: PolicyConfig = PolicyConfig()
     generation: GenerationConfig = GenerationConfig()
     train: TrainConfig = TrainConfig()
+    probe: ProbeConfig = ProbeConfig()
     world: WorldConfig = WorldConfig()
     task: TaskConfig = TaskConfig()
 

@@ -31,13 +31,13 @@ from read_distill.policies.base import Pilot, candidate_actions
 from read_distill.rewards import reward
 from read_distill.store import read_json, write_json, write_text
 from read_distill.tasks import card_requirement
-from read_distill.types import Allocation, Context, Example, Profile
+from read_distill.types import Allocation, Context, Example, Profile, TrainStats
 
 #: world.kind -> "module:function" building the World from the config (imported on use).
 WORLDS: dict[str, str] = {
     "sim": "read_distill.sim.environments:make_world",
     "micro": "read_distill.world.micro:make_world",
-    "hf": "read_distill.backends.hf:make_world",
+    "hf": "read_distill.backends.hf_world:make_world",
 }
 
 #: Round index under which the initial probe/evaluation and the final evaluation are charged.
@@ -142,6 +142,63 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
     return pilot
 
 
+#: Generate→train passes per round at most. Training may bill fewer tokens than generation
+#: estimated (a student tokenizer, a `resp` signal, truncation); later passes top the round
+#: up to its quota.
+MAX_PASSES = 4
+
+
+def _generate_and_train(config: Config, generator: Generator, teacher, student: Student, ledger: Ledger, rd: Path, t: int, w: Allocation, quota: int, wall: dict[str, float]) -> TrainStats:
+    """Fill round ``t``'s quota: generate examples for what is left, train on them, repeat.
+
+    Each pass's examples and training quota are saved (``examples.jsonl`` holds the passes
+    in order, ``passes.json`` their sizes and quotas) before training, so a resumed round
+    replays the same passes without calling the teacher and ends as an uninterrupted one.
+    """
+    examples_path, passes_path = rd / "examples.jsonl", rd / "passes.json"
+    saved: list[Example] = []
+    passes: list[dict[str, int]] = []
+    if passes_path.exists() and examples_path.exists():
+        saved = [Example.from_json(json.loads(line)) for line in examples_path.read_text().splitlines() if line]
+        passes = read_json(passes_path)
+    all_stats: list[TrainStats] = []
+    start = 0
+    for k in range(MAX_PASSES):
+        if k < len(passes):
+            examples = saved[start : start + passes[k]["examples"]]
+            start += passes[k]["examples"]
+            fit_quota = passes[k]["fit_quota"]
+        else:
+            left = quota - ledger.spent_in_round(t)
+            if left <= 0 or (all_stats and all_stats[-1].billable_tokens == 0):
+                break
+            tick = time.perf_counter()
+            spent_frac = 1.0 - ledger.remaining / config.budget.total_tokens
+            examples = generator.generate_round(teacher, w, left, ledger, t, spent_frac, np.random.default_rng([config.run.seed, t, 1 + k]))
+            fit_quota = quota - ledger.spent_in_round(t)
+            saved += examples
+            passes.append({"examples": len(examples), "fit_quota": fit_quota})
+            write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in saved))
+            write_json(passes_path, passes)
+            wall["generate"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        all_stats.append(student.fit(examples, fit_quota, ledger, t))
+        wall["train"] += time.perf_counter() - tick
+    spend: dict[str, int] = defaultdict(int)
+    for st in all_stats:
+        for c, v in st.spend_per_capability.items():
+            spend[c] += v
+    n = sum(st.examples for st in all_stats)
+    return TrainStats(
+        examples=n,
+        trained_tokens=sum(st.trained_tokens for st in all_stats),
+        billable_tokens=sum(st.billable_tokens for st in all_stats),
+        optimizer_steps=sum(st.optimizer_steps for st in all_stats),
+        mean_loss=sum(st.mean_loss * st.examples for st in all_stats) / n if n else 0.0,
+        spend_per_capability=dict(spend),
+    )
+
+
 def run(
     config: Config,
     run_dir: Path,
@@ -182,6 +239,11 @@ def run(
     seed, rounds, B = config.run.seed, config.run.rounds, config.budget.total_tokens
     ledger = Ledger(run_dir / "ledger.jsonl", B, config.budget.unit)
     teacher = world.teacher()
+    if config.world.kind != "sim":
+        from read_distill.backends.cache import CachedTeacher
+
+        # Every teacher output is kept, so a resumed or repeated round never pays twice.
+        teacher = CachedTeacher(teacher, run_dir / "teacher_cache.jsonl")
     student = world.student(seed)
     generator = Generator(world, config.generation, seed)
     policy = make_policy(config.policy, capabilities, requirement)
@@ -226,7 +288,7 @@ def run(
         wall.clear()
     else:
         committed = state["round"]
-        pending = _round_dir(run_dir, committed + 1) / "examples.jsonl"
+        pending = _round_dir(run_dir, committed + 1) / "passes.json"
         # Drop charges of work that never committed, except the teacher calls whose
         # examples were saved: those are reused, so their charges stand.
         ledger.truncate(
@@ -258,18 +320,7 @@ def run(
         info = dict(policy.info)
         wall["policy"] += time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        examples_path = rd / "examples.jsonl"
-        if examples_path.exists():
-            examples = [Example.from_json(json.loads(line)) for line in examples_path.read_text().splitlines() if line]
-        else:
-            examples = generator.generate_round(teacher, w, quota, ledger, t, 1.0 - ledger.remaining / B, np.random.default_rng([seed, t, 1]))
-            write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in examples))
-        wall["generate"] += time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        stats = student.fit(examples, quota - ledger.spent_in_round(t), ledger, t)
-        wall["train"] += time.perf_counter() - tick
+        stats = _generate_and_train(config, generator, teacher, student, ledger, rd, t, w, quota, wall)
 
         tick = time.perf_counter()
         new_profile = world.probe(student, ledger, t)

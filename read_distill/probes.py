@@ -1,0 +1,78 @@
+"""The probe suite: a fixed set of held-out items per capability → a Profile.
+
+A capability's score is graded accuracy in [0, 100] where the item has a grader, and
+otherwise 100 × the geometric-mean per-token probability of the reference answer (the
+log-prob fallback). Each score comes with a bootstrap 95 % interval over items; its
+width enters the policy context so the bandit can discount noisy probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from read_distill.backends.base import Student
+from read_distill.graders import GRADERS
+from read_distill.ledger import Ledger
+from read_distill.types import Item, Profile
+
+#: Bootstrap resamples per interval.
+BOOTSTRAP = 1000
+
+
+def bootstrap_interval(values: Sequence[float], rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values``."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return (0.0, 0.0)
+    means = v[rng.integers(0, len(v), size=(BOOTSTRAP, len(v)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def item_scores(
+    student: Student,
+    items: list[Item],
+    max_new_tokens: int,
+    count_tokens: Callable[[list[str]], int],
+    ledger: Ledger,
+    round: int,
+    phase: str,
+) -> list[float]:
+    """Per-item scores in [0, 100]; generation and scoring tokens charged to ``phase``."""
+    graded = [i for i, it in enumerate(items) if it.grader in GRADERS]
+    scored = [i for i, it in enumerate(items) if it.grader not in GRADERS]
+    out = [0.0] * len(items)
+    if graded:
+        prompts = [items[i].prompt for i in graded]
+        completions = student.generate(prompts, max_new_tokens)
+        for i, c in zip(graded, completions, strict=True):
+            out[i] = 100.0 * GRADERS[items[i].grader](items[i].answer, c)
+        ledger.charge(round, phase, count_tokens(prompts) + count_tokens(completions))
+    if scored:
+        prompts = [items[i].prompt for i in scored]
+        refs = [items[i].answer for i in scored]
+        for i, lp in zip(scored, student.score(prompts, refs), strict=True):
+            out[i] = 100.0 * float(np.exp(lp))
+        ledger.charge(round, phase, count_tokens(prompts) + count_tokens(refs))
+    return out
+
+
+def probe(
+    student: Student,
+    suite: dict[str, list[Item]],
+    max_new_tokens: dict[str, int],
+    count_tokens: Callable[[list[str]], int],
+    ledger: Ledger,
+    round: int,
+    seed: int = 0,
+) -> Profile:
+    """Score ``student`` on every capability's probe items (charged as ``probe``)."""
+    scores, intervals = {}, {}
+    rng = np.random.default_rng([seed, 4099])
+    for capability, items in suite.items():
+        values = item_scores(student, items, max_new_tokens[capability], count_tokens, ledger, round, "probe")
+        scores[capability] = float(np.mean(values))
+        intervals[capability] = bootstrap_interval(values, rng)
+    return Profile(scores=scores, intervals=intervals)
