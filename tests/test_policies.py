@@ -1,0 +1,257 @@
+"""Fast tests of the allocation policies, on a tiny self-contained bandit harness.
+
+The harness mimics the runner's loop (contexts, candidate actions, per-round rngs, dev
+checkpoints) over a synthetic world whose score change per round is linear in the
+allocation with saturation, so the best action is known.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from read_distill.config import PolicyConfig
+from read_distill.policies import POLICIES, make_policy
+from read_distill.policies.base import candidate_actions
+from read_distill.policies.read import ReadPolicy
+from read_distill.types import Context
+
+CAPS = ("a", "b", "c", "d")
+R = (0.5, 0.3, 0.2, 0.0)
+#: Score points per round from spending a whole round on capability i (diagonal). The
+#: second capability of r is by far the most efficient: r_c * eff_c = (1.0, 3.0, 1.0, 0),
+#: so the best action is the one-hot on "b", not the top of r.
+EFFICIENCY = np.array([2.0, 10.0, 5.0, 1.0])
+
+
+def _config(**overrides) -> PolicyConfig:
+    return PolicyConfig(**overrides)
+
+
+def _context(profile: np.ndarray, remaining: float, last_w, last_gain, width: float) -> Context:
+    n = len(CAPS)
+    return Context(
+        requirement=R,
+        profile_frac=tuple(float(x) / 100 for x in profile),
+        remaining_frac=float(remaining),
+        last_allocation=tuple(last_w) if last_w is not None else (0.0,) * n,
+        last_gain=tuple(float(x) / 100 for x in last_gain),
+        profile_width_frac=(width / 100,) * n,
+    )
+
+
+class Harness:
+    """A synthetic world: s' = s + diag(EFFICIENCY) w * headroom + noise; R = r . (s' - s)."""
+
+    def __init__(self, rounds: int = 20, seed: int = 0, noise: float = 0.1, dev_every: int = 5):
+        self.rounds = rounds
+        self.seed = seed
+        self.noise = noise
+        self.dev_every = dev_every
+
+    def play(self, policy, start: int = 0, stop: int | None = None, state: dict | None = None):
+        """Run rounds [start, stop); returns (allocations, rewards, state for continuing)."""
+        r = np.asarray(R)
+        st = state or {"s": [30.0, 30.0, 30.0, 30.0], "w": None, "gain": [0.0] * 4, "cum": 0.0, "dev": [], "best": 0.0, "u0": 0.0}
+        s = np.asarray(st["s"], dtype=float)
+        if start == 0 and state is None:
+            st["u0"] = float(r @ s)
+            st["best"] = st["u0"]
+        allocations, rewards = [], []
+        for t in range(start, self.rounds if stop is None else stop):
+            ctx = _context(s, 1.0 - t / self.rounds, st["w"], st["gain"], 1.96 * self.noise)
+            actions = candidate_actions(R, tuple(st["w"]) if st["w"] is not None else None)
+            w = policy.select(ctx, actions, np.random.default_rng([self.seed, t]))
+            noise = np.random.default_rng([self.seed, t, 99]).normal(0.0, self.noise, 4)
+            s_new = s + EFFICIENCY * np.asarray(w) * (100.0 - s) / 70.0 + noise
+            reward = float(r @ (s_new - s))
+            policy.update(ctx, w, reward)
+            st["cum"] += reward
+            if (t + 1) % self.dev_every == 0:
+                u = float(r @ s_new)
+                st["dev"].append((st["cum"], u - st["u0"]))
+                policy.on_dev_eval([p for p, _ in st["dev"]], [g for _, g in st["dev"]], u > st["best"])
+                st["best"] = max(st["best"], u)
+            st["gain"] = list(s_new - s)
+            st["w"] = list(w)
+            s = s_new
+            st["s"] = list(s)
+            allocations.append(tuple(w))
+            rewards.append(reward)
+        return allocations, rewards, st
+
+
+def _on_simplex(w) -> bool:
+    w = np.asarray(w, dtype=float)
+    return bool(np.all(w >= 0) and abs(w.sum() - 1.0) < 1e-5 and len(w) == len(CAPS))
+
+
+def _options(name: str) -> dict:
+    if name == "fixed":
+        return {"weights": {"a": 0.7, "c": 0.3}}
+    if name == "schedule":
+        return {"schedule": [{"a": 1.0}, {"b": 0.5, "c": 0.5}] * 10}
+    return {}
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_policy_allocates_on_the_simplex(name):
+    policy = make_policy(_config(name=name, **_options(name)), CAPS, R)
+    allocations, rewards, _ = Harness(rounds=8).play(policy)
+    assert all(_on_simplex(w) for w in allocations)
+    assert isinstance(policy.info, dict)
+    json.dumps(policy.state_dict())
+
+
+def test_make_policy_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy(_config(name="nope"), CAPS, R)
+
+
+def test_static_policies_allocate_as_named():
+    def first(name, **kw):
+        policy = make_policy(_config(name=name, **kw), CAPS, R)
+        return Harness(rounds=1).play(policy)[0][0]
+
+    assert first("uniform") == (0.25, 0.25, 0.25, 0.25)
+    assert first("task_static") == R
+    assert first("one_hot") == (1.0, 0.0, 0.0, 0.0)
+    assert first("one_hot", capability="c") == (0.0, 0.0, 1.0, 0.0)
+    assert first("fixed", weights={"a": 3.0, "b": 1.0}) == (0.75, 0.25, 0.0, 0.0)
+    with pytest.raises(ValueError, match="unknown capabilities"):
+        make_policy(_config(name="fixed", weights={"zz": 1.0}), CAPS, R)
+
+
+def test_schedule_replays_one_allocation_per_round_and_refuses_to_run_past_it():
+    policy = make_policy(_config(name="schedule", schedule=[{"a": 1.0}, {"b": 1.0, "d": 1.0}]), CAPS, R)
+    allocations, _, _ = Harness(rounds=2).play(policy)
+    assert allocations == [(1.0, 0.0, 0.0, 0.0), (0.0, 0.5, 0.0, 0.5)]
+    with pytest.raises(ValueError, match="no allocation for round 2"):
+        Harness(rounds=3).play(make_policy(_config(name="schedule", schedule=[{"a": 1.0}] * 2), CAPS, R))
+
+
+@pytest.mark.parametrize("name", ["read", "greedy", "exp3", "random", "schedule", "grid"])
+def test_state_round_trip_gives_identical_choices(name):
+    """Resume-equals-uninterrupted: state -> JSON -> fresh instance chooses bit-identically."""
+    config = _config(name=name, **_options(name))
+    harness = Harness(rounds=12)
+    uninterrupted, _, _ = harness.play(make_policy(config, CAPS, R))
+
+    first = make_policy(config, CAPS, R)
+    head, _, st = harness.play(first, 0, 7)
+    resumed = make_policy(config, CAPS, R)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    tail, _, _ = harness.play(resumed, 7, None, state=st)
+    assert head + tail == uninterrupted
+
+
+def test_read_with_kappa_zero_is_greedy():
+    harness = Harness(rounds=12, seed=3)
+    read, _, _ = harness.play(make_policy(_config(name="read", kappa=0.0), CAPS, R))
+    greedy, _, _ = harness.play(make_policy(_config(name="greedy"), CAPS, R))
+    assert read == greedy
+
+
+def test_read_warm_up_plays_the_top_capabilities_one_hot_first():
+    policy = make_policy(_config(name="read"), CAPS, R)
+    allocations, _, _ = Harness(rounds=3).play(policy)
+    assert allocations == [(1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)]
+    assert policy.info["warmup"] is True
+
+
+def test_read_learns_in_the_synthetic_world():
+    """Early on the best action is the one-hot on the *second* capability of r (later it
+    saturates and the others catch up); read must find it and beat every static policy."""
+    totals: dict[str, float] = {}
+    for name in ("read", "random", "uniform", "task_static", "one_hot"):
+        totals[name] = float(
+            np.mean([sum(Harness(seed=seed).play(make_policy(_config(name=name), CAPS, R))[1]) for seed in range(3)])
+        )
+    others = {k: v for k, v in totals.items() if k != "read"}
+    assert totals["read"] > max(others.values()), totals
+    allocations, _, _ = Harness(seed=0).play(make_policy(_config(name="read"), CAPS, R))
+    assert sum(w == (0.0, 1.0, 0.0, 0.0) for w in allocations[3:10]) >= 4
+
+
+def test_calibration_rescales_the_whole_buffer_with_one_map():
+    """Worked example: rewards 1, 2, 3, 4; checkpoints after rounds 2 and 4.
+
+    Cumulative proxy 3 and 10, observed utility gains 7 and 21: least squares gives
+    slope 2 and intercept 1. The intercept is spread over the 4 buffered rounds, so every
+    reward R becomes 2 R + 0.25 (old and new alike) and the buffer sums to 2 * 10 + 1 = 21.
+    """
+    policy = ReadPolicy(CAPS, R, _config())
+    ctx = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 1.0)
+    for reward in (1.0, 2.0):
+        policy.update(ctx, (1.0, 0.0, 0.0, 0.0), reward)
+    policy.on_dev_eval([3.0], [6.0], improved=True)
+    np.testing.assert_allclose(policy.calibrated_rewards(), [2.0, 4.0])
+    for reward in (3.0, 4.0):
+        policy.update(ctx, (1.0, 0.0, 0.0, 0.0), reward)
+    policy.on_dev_eval([3.0, 10.0], [7.0, 21.0], improved=True)
+    np.testing.assert_allclose(policy.calibrated_rewards(), [2.25, 4.25, 6.25, 8.25])
+    assert policy.calibrated_rewards().sum() == pytest.approx(21.0)
+    # A map that would invert the reward is not used.
+    policy.on_dev_eval([3.0, 10.0, 12.0], [7.0, 1.0, -5.0], improved=False)
+    np.testing.assert_allclose(policy.calibrated_rewards(), [2.25, 4.25, 6.25, 8.25])
+
+
+def test_kappa_decays_when_dev_utility_stalls():
+    policy = ReadPolicy(CAPS, R, _config(kappa=1.0, kappa_decay=0.7))
+    policy.on_dev_eval([], [], improved=True)
+    assert policy.kappa == 1.0
+    policy.on_dev_eval([], [], improved=False)
+    policy.on_dev_eval([], [], improved=False)
+    assert policy.kappa == pytest.approx(0.49)
+
+
+def test_exp3_stays_on_the_simplex_and_moves_toward_the_rewarded_capability():
+    policy = make_policy(_config(name="exp3"), CAPS, R)
+    profile = np.full(4, 30.0)
+    first = None
+    for t in range(15):
+        ctx = _context(profile, 1.0 - t / 15, None, np.zeros(4), 1.0)
+        w = policy.select(ctx, [], np.random.default_rng(t))
+        assert _on_simplex(w)
+        first = first or w
+        policy.update(ctx, w, 0.0)
+        # Only capability "b" improves, in proportion to its share.
+        profile = profile + np.array([0.0, 10.0 * w[1], 0.0, 0.0])
+    assert w[1] > first[1] + 0.2
+    assert w[1] == max(w)
+
+
+def test_grid_searches_with_a_pilot_and_falls_back_to_task_static_without():
+    def pilot(allocation):
+        ctx = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 0.0)
+        return ctx, float(np.asarray(allocation) @ np.array([0.1, 0.9, 0.3, 0.0]))
+
+    actions = candidate_actions(R, None)
+    searched = make_policy(_config(name="grid"), CAPS, R)
+    searched.prepare(pilot, actions, np.random.default_rng(0))
+    assert Harness(rounds=1).play(searched)[0][0] == (0.0, 1.0, 0.0, 0.0)
+    assert searched.info["searched"] is True
+
+    fallback = make_policy(_config(name="grid"), CAPS, R)
+    fallback.prepare(None, actions, np.random.default_rng(0))
+    assert Harness(rounds=1).play(fallback)[0][0] == R
+    assert "task_static" in fallback.info["fallback"]
+
+
+def test_read_pretrains_on_pilots_and_skips_covered_warm_up():
+    calls = []
+
+    def pilot(allocation):
+        calls.append(allocation)
+        ctx = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 1.0)
+        return ctx, float(np.asarray(allocation) @ np.array([1.0, 3.0, 1.0, 0.0]))
+
+    policy = make_policy(_config(name="read"), CAPS, R)
+    policy.prepare(pilot, candidate_actions(R, None), np.random.default_rng(0))
+    assert calls == [(1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)]
+    allocations, _, _ = Harness(rounds=2).play(policy)
+    # The pilots already covered the designed warm-up and show "b" is best: play it.
+    assert policy.info["designed"] is False
+    assert allocations == [(0.0, 1.0, 0.0, 0.0)] * 2
