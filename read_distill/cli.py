@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", type=Path, help="output directory (default runs/compare-<name>-<time>)")
     cmp_.add_argument("--quiet", action="store_true")
 
+    rep = sub.add_parser("report", help="render run dirs to HTML (figures + tables)")
+    rep.add_argument("run_dirs", nargs="+", type=Path)
+    rep.add_argument("--out", type=Path, help="output file (default: <run_dir>/report.html for one run)")
+
     ls = sub.add_parser("ls", help="list runs and their status")
     ls.add_argument("root", nargs="?", type=Path, default=Path("runs"))
 
@@ -98,6 +102,16 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from read_distill.report import write_report
+
+    for d in args.run_dirs:
+        if not (d / "config.yaml").exists():
+            raise ConfigError(f"{d}: not a run directory (no config.yaml)")
+    print(write_report(args.run_dirs, args.out))
+    return 0
+
+
 def _ls(args: argparse.Namespace) -> int:
     from read_distill.experiments.compare import list_runs
 
@@ -118,7 +132,7 @@ def _world(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "validate": _validate, "compare": _compare, "ls": _ls, "world": _world}
+COMMANDS = {"run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,6 +124,14 @@ class WorldConfig(_Section):
     sim_environment: str = Field("paper_20m", description="sim: name of a built-in environment.")
     micro_size: Literal["default", "tiny"] = Field("default", description="micro: which embedded world build.")
     micro_dir: str | None = Field(None, description="micro: directory of a built world (default: the shipped one).")
+    teacher: str | None = Field(None, description="hf: teacher model, a local directory (or a hub id where the hub is reachable).")
+    student: str | None = Field(None, description="hf: initial student S0, a local directory (or a hub id).")
+    template_dir: str | None = Field(None, description="hf: directory of template pools (*.jsonl); default the shipped pools.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf: model dtype; auto = bf16 inference on capable GPUs, else fp32.")
+    device: str = Field("auto", description="hf: torch device of both models; auto = the first GPU, else the CPU.")
+    probe_scoring: Literal["graded", "teacher_logprob"] = Field(
+        "graded", description="hf: probe with gradable templates, or score every template by log-prob of the teacher's answer."
+    )
 
 
 class TaskConfig(_Section):

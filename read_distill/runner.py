@@ -243,7 +243,7 @@ def run(
         from read_distill.backends.cache import CachedTeacher
 
         # Every teacher output is kept, so a resumed or repeated round never pays twice.
-        teacher = CachedTeacher(teacher, run_dir / "teacher_cache.jsonl")
+        teacher = CachedTeacher(teacher, run_dir / "teacher_cache.sqlite")
     student = world.student(seed)
     generator = Generator(world, config.generation, seed)
     policy = make_policy(config.policy, capabilities, requirement)

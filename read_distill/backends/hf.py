@@ -1,0 +1,357 @@
+"""Teacher and student backends for any causal LM that ``AutoModelForCausalLM`` loads.
+
+Both take loaded objects (the embedded micro-world builds its models in-process) or load
+from a path with ``from_pretrained``; hub ids work only on machines that reach the hub.
+Generation is batched with left padding and the KV cache; prompts are sorted by length
+so each batch pads little, and results come back in the caller's order. Token counts are
+true tokenizer counts: the prompt's ids (BOS included where the tokenizer adds it) and the
+generated ids up to and including the first EOS, never padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from read_distill import train
+from read_distill.config import TrainConfig
+from read_distill.ledger import Ledger
+from read_distill.types import Example, Generation, TrainStats
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: the first GPU if there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device, training: bool = False) -> torch.dtype:
+    """``auto``: bf16 for inference on GPUs that support it, else fp32 (training keeps fp32
+    master weights; mixed precision comes from accelerate)."""
+    if dtype != "auto":
+        return _DTYPES[dtype]
+    if not training and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _pad_id(tokenizer: Any) -> int:
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    return int(tokenizer.eos_token_id) if tokenizer.eos_token_id is not None else 0
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every id that ends a generation: the tokenizer's EOS and the model's (chat models list several)."""
+    ids = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids |= {int(i) for i in (configured if isinstance(configured, list) else [configured])}
+    return sorted(ids)
+
+
+@torch.no_grad()
+def generate_batched(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_logprobs: int = 0,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> list[Generation]:
+    """Complete ``prompts`` (greedy when ``temperature == 0``), in batches of similar length.
+
+    ``top_logprobs > 0`` records, per generated position, the k most likely ids of the
+    model's own (untempered) distribution with their log-probs, plus the generated id when
+    it is not among them (so a position holds k or k + 1 entries, as vLLM reports them).
+    Recording keeps every step's logits until the batch ends (batch × steps × vocab floats):
+    lower ``batch_size`` for large vocabularies.
+    Sampling is seeded per batch from ``seed`` and the batch's prompts, so a batch's output
+    does not depend on what was generated before it; the global torch RNG is left untouched.
+    """
+    from transformers import GenerationConfig
+
+    device = next(model.parameters()).device
+    pad, eos = _pad_id(tokenizer), _eos_ids(model, tokenizer)
+    encoded = [train.encode_prompt(tokenizer, p) for p in prompts]
+    sampled = temperature > 0
+    # Every knob is set: unset ones would be inherited from the model's generation_config.
+    gen_config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampled,
+        temperature=temperature if sampled else 1.0,
+        top_k=0 if sampled else None,  # 0 disables top-k filtering; greedy must not set it
+        top_p=top_p if sampled else 1.0,
+        num_beams=1,
+        repetition_penalty=1.0,
+        pad_token_id=pad,
+        eos_token_id=eos or None,
+        output_logits=top_logprobs > 0,
+        return_dict_in_generate=True,
+    )
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    out: list[Generation] = [None] * len(prompts)  # type: ignore[list-item]  # filled below
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in chunk)
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in chunk], device=device)
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in chunk], device=device)
+        # Seeding inside fork_rng leaves the caller's RNG streams (training's) untouched.
+        rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+        with rng if sampled else contextlib.nullcontext():
+            if sampled:
+                digest = hashlib.sha256(json.dumps([seed] + [prompts[i] for i in chunk]).encode()).digest()
+                torch.manual_seed(int.from_bytes(digest[:8], "little"))
+            result = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config)
+        new = result.sequences[:, width:].tolist()
+        tops = _top_logprobs(result.logits, result.sequences[:, width:], top_logprobs) if top_logprobs > 0 else None
+        for b, i in enumerate(chunk):
+            tokens = new[b]
+            # Up to and including the first EOS; what follows is padding of a finished row.
+            end = next((k + 1 for k, t in enumerate(tokens) if t in eos), len(tokens))
+            text_ids = tokens[: end - 1] if end and tokens[end - 1] in eos else tokens[:end]
+            out[i] = Generation(
+                text=tokenizer.decode(text_ids, skip_special_tokens=True),
+                prompt_tokens=len(encoded[i]),
+                completion_tokens=end,
+                top_logprobs=None if tops is None else [tops[k][b] for k in range(end)],
+            )
+    return out
+
+
+def _top_logprobs(logits: tuple[torch.Tensor, ...], chosen: torch.Tensor, k: int) -> list[list[dict[int, float]]]:
+    """Per step and row, the k most likely ids with log-probs, plus the chosen id (as vLLM
+    reports them): training uses the chosen ids to check that a completion's re-tokenization
+    lines up with the record."""
+    out = []
+    for step, step_logits in enumerate(logits):
+        lp = F.log_softmax(step_logits.float(), dim=-1)
+        values, indices = lp.topk(min(k, lp.shape[-1]), dim=-1)
+        picked = chosen[:, step]
+        picked_lp = lp.gather(1, picked[:, None])[:, 0]
+        rows = []
+        for ids, lps, c, clp in zip(
+            indices.tolist(), values.tolist(), picked.tolist(), picked_lp.tolist(), strict=True
+        ):
+            dist = dict(zip(ids, lps, strict=True))
+            dist.setdefault(c, clp)
+            rows.append(dist)
+        out.append(rows)
+    return out
+
+
+def _load(path: str | Path, dtype: str, device: str, training: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev, training)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if device == "auto" and dev.type == "cuda" and not training:
+        # A teacher too big for one GPU is spread over all of them; accelerate places the
+        # student itself (one copy per process under DDP).
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, device_map="auto"), tokenizer
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).to(dev), tokenizer
+
+
+class HFTeacher:
+    """A frozen causal LM kept resident on its device; implements ``Teacher``.
+
+    ``sampling`` keys: ``max_new_tokens`` (required), ``temperature`` (0 = greedy, the
+    default), ``top_p`` (1.0), ``top_logprobs`` (0 = none), ``seed`` (this teacher's).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, batch_size: int = 16, seed: int = 0) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.batch_size = batch_size
+        self.seed = seed
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        batch_size: int = 16,
+        seed: int = 0,
+    ) -> HFTeacher:
+        """Load once from a local directory (or a hub id where the hub is reachable)."""
+        model, tokenizer = _load(path, dtype, device, training=False)
+        return cls(model, tokenizer, name=name or str(path), batch_size=batch_size, seed=seed)
+
+    def generate(self, prompts: list[str], sampling: dict[str, Any]) -> list[Generation]:
+        """Complete a batch of prompts; see the class docstring for ``sampling``."""
+        return generate_batched(
+            self.model,
+            self.tokenizer,
+            prompts,
+            max_new_tokens=int(sampling["max_new_tokens"]),
+            temperature=float(sampling.get("temperature", 0.0)),
+            top_p=float(sampling.get("top_p", 1.0)),
+            top_logprobs=int(sampling.get("top_logprobs", 0)),
+            batch_size=self.batch_size,
+            seed=int(sampling.get("seed", self.seed)),
+        )
+
+
+class HFStudent:
+    """A trainable causal LM; implements ``Student``. Training is :func:`read_distill.train.fit`.
+
+    ``teacher`` (an :class:`HFTeacher` or a bare model sharing the vocabulary) supplies full
+    distributions for KD. The AdamW state lives from the first ``fit`` on and is saved with
+    the weights, so ``save`` then ``load`` then ``fit`` equals uninterrupted training.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        config: TrainConfig | None = None,
+        teacher: HFTeacher | Any | None = None,
+        seed: int = 0,
+        batch_size: int = 16,
+        quiet: bool = False,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config or TrainConfig()
+        self.teacher_model = teacher.model if isinstance(teacher, HFTeacher) else teacher
+        self.seed = seed
+        self.batch_size = batch_size
+        self.quiet = quiet
+        self.state: train.TrainState | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, dtype: str = "auto", device: str = "auto", **kwargs: Any
+    ) -> HFStudent:
+        """Load from a local directory (or a hub id where the hub is reachable)."""
+        model, tokenizer = _load(path, dtype, device, training=True)
+        return cls(model, tokenizer, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _train_state(self) -> train.TrainState:
+        if self.state is None:
+            self.state = train.TrainState(self.model, self.config, cpu=self.device.type == "cpu")
+        return self.state
+
+    def fit(self, examples: list[Example], quota_tokens: int, ledger: Ledger, round: int | None = None) -> TrainStats:
+        """Train until ``quota_tokens`` billable tokens are spent (see ``train.fit``).
+
+        ``round`` labels the ledger charges; by default the latest round in the ledger
+        (the runner charges the round's teacher tokens before training), else 0.
+        """
+        if round is None:
+            round = max((e.round for e in ledger.entries), default=0)
+        return train.fit(
+            self.model,
+            self.tokenizer,
+            examples,
+            quota_tokens,
+            ledger,
+            round,
+            self.config,
+            self._train_state(),
+            teacher_model=self.teacher_model,
+            seed=self.seed,
+            quiet=self.quiet,
+        )
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy completions, batched with left padding."""
+        self.model.eval()
+        gens = generate_batched(
+            self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size
+        )
+        return [g.text for g in gens]
+
+    @torch.no_grad()
+    def score(self, prompts: list[str], references: list[str]) -> list[float]:
+        """Mean log-prob per token of each reference given its prompt (no EOS scored)."""
+        if len(prompts) != len(references):
+            raise ValueError("score needs one reference per prompt")
+        self.model.eval()
+        pairs = [
+            (train.encode_prompt(self.tokenizer, p), train.encode_completion(self.tokenizer, r, eos=False))
+            for p, r in zip(prompts, references, strict=True)
+        ]
+        if any(not prompt or not ref for prompt, ref in pairs):
+            raise ValueError("score needs non-empty prompts and references")
+        pad = _pad_id(self.tokenizer)
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        out = [0.0] * len(pairs)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(pairs[i][0]) + len(pairs[i][1]) for i in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for b, i in enumerate(chunk):
+                seq = pairs[i][0] + pairs[i][1]
+                ids[b, : len(seq)] = torch.tensor(seq)
+                mask[b, : len(seq)] = 1
+            logits = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False
+            ).logits
+            logprobs = F.log_softmax(logits.float(), dim=-1)
+            for b, i in enumerate(chunk):
+                prompt, ref = pairs[i]
+                # Position t predicts token t + 1.
+                rows = torch.arange(len(prompt) - 1, len(prompt) + len(ref) - 1, device=logprobs.device)
+                targets = torch.tensor(ref, device=logprobs.device)
+                out[i] = logprobs[b, rows, targets].mean().item()
+        return out
+
+    def save(self, directory: Path) -> None:
+        """Weights (safetensors), tokenizer and training state; written beside and renamed in,
+        so an interrupted save leaves the previous checkpoint intact."""
+        if self.state is not None and not self.state.accelerator.is_main_process:
+            return  # under DDP every process holds the same weights; one writes them
+        directory = Path(directory)
+        tmp = directory.with_name(f".{directory.name}.tmp")
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        if self.state is not None:
+            torch.save(self.state.state_dict(), tmp / "train_state.pt")
+        if directory.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, directory: Path) -> None:
+        """Restore ``save``'s checkpoint in place (the optimizer keeps pointing at these weights)."""
+        from transformers import AutoModelForCausalLM
+
+        directory = Path(directory)
+        loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.model.dtype)
+        self.model.load_state_dict(loaded.state_dict())
+        del loaded
+        state_file = directory / "train_state.pt"
+        if state_file.exists():
+            self._train_state().load_state_dict(torch.load(state_file, map_location=self.device, weights_only=True))
+        else:
+            # A checkpoint saved before any training: AdamW starts afresh, as it did then.
+            self.state = None

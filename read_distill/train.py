@@ -1,0 +1,461 @@
+"""The student loop: one round of SFT or KD training that stops exactly at the round's quota.
+
+:func:`fit` is the whole loop, written out in one function: plan (take examples in order,
+cut the last one so billable spend meets the quota exactly), batch (length-grouped), then
+per optimizer step charge the ledger, run forward/backward over micro-batches, clip, step.
+
+Signal × objective (SPEC §5) is ``train.signal`` × ``train.objective``; the six one-hot
+baselines of SPEC §7 are these configurations:
+
+==========  ==========  =============  ===================  ===============================  =====================
+baseline    signal      objective      text trained on      teacher distribution             loss per label token
+==========  ==========  =============  ===================  ===============================  =====================
+Resp-SFT    ``resp``    ``sft``        answer only          none                             CE
+CoT-SFT     ``cot``     ``sft``        rationale + answer   none                             CE
+Logit-SFT   ``logit``   ``sft``        rationale + answer   recorded top-k, else teacher     KL at T = 1 (alpha = 1)
+Resp-KD     ``resp``    ``kd``         answer only          teacher forward (full vocab)     a·T²·KL_T + (1-a)·CE
+CoT-KD      ``cot``     ``kd``         rationale + answer   teacher forward (full vocab)     a·T²·KL_T + (1-a)·CE
+Logit-KD    ``logit``   ``kd``         rationale + answer   recorded top-k, else teacher     a·T²·KL_T + (1-a)·CE
+==========  ==========  =============  ===================  ===============================  =====================
+
+* *Text*: an example's completion is the teacher's full output (rationale + answer). ``resp``
+  keeps only the part from the last ``train.answer_marker`` on (the whole completion when
+  the marker is absent); ``cot`` and ``logit`` keep all of it.
+* *Teacher distribution*: ``logit`` uses what the teacher recorded at generation time
+  (``Example.top_logprobs``, set ``generation.top_logprobs > 0``; both distributions are
+  renormalised over those k ids), which is what an API teacher gives. Examples without a
+  usable record (none asked, or the completion re-tokenises to other tokens than the teacher
+  generated) fall back to a forward pass of the resident teacher model; without one, a
+  missing record is an error and a misaligned one trains with CE (and a warning).
+  ``resp``/``cot`` KD always use that
+  forward pass: the answer-only context differs from the one the teacher generated in, so
+  recorded log-probs would not be its distribution there. Logit-SFT is SFT against the
+  teacher's soft tokens: soft cross-entropy, whose gradient is that of KL at T = 1, alpha = 1.
+* KL is forward KL(teacher || student), scaled by T² (Hinton et al.) so gradients keep
+  their size across temperatures. Every label token weighs the same: the step loss is the
+  sum of per-token losses over the optimizer batch's label tokens, divided by their count.
+  A token without a teacher distribution contributes plain CE.
+
+Token accounting: labels are the selected text's tokens plus EOS (so the student learns
+to stop); the prompt is tokenized with the tokenizer's special tokens (BOS), exactly as
+the backends generate from it. Each optimizer step is charged to the ledger before it
+runs (phase ``train``, tokens = prompt + label tokens, no padding).
+
+The LR schedule is a function of the budget spent (``ledger.spent / ledger.budget_tokens``
+at the end of the step), and the torch seed is reset from (seed, round) at every call, so
+the only state that crosses rounds is AdamW's (:class:`TrainState`): saving it with the
+weights makes a resumed run equal an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from read_distill.config import TrainConfig
+from read_distill.ledger import Ledger
+from read_distill.types import Example, TrainStats
+
+#: Label value of positions that carry no loss (prompt, padding).
+IGNORE_INDEX = -100
+#: Length grouping sorts within windows of this many batches, so data order is kept coarsely.
+MEGABATCH_BATCHES = 32
+
+
+# -- text and tokens ------------------------------------------------------------------------
+def select_text(example: Example, signal: str, answer_marker: str) -> str:
+    """The part of ``example.completion`` that ``signal`` trains on (see the module table)."""
+    completion = example.completion
+    if signal != "resp" or answer_marker not in completion:
+        return completion
+    # Keep the completion's leading whitespace: it is how the teacher's text joins the prompt.
+    lead = completion[: len(completion) - len(completion.lstrip())]
+    return lead + completion[completion.rindex(answer_marker) :]
+
+
+def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
+    """Prompt token ids as every backend feeds them to a model (with BOS where the tokenizer adds it)."""
+    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+
+def encode_completion(tokenizer: Any, text: str, eos: bool = True) -> list[int]:
+    """Completion token ids (no special tokens), followed by EOS when ``eos`` and the tokenizer has one."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if eos and tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    return ids
+
+
+# -- losses ---------------------------------------------------------------------------------
+def kl_full(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-position T²·KL(softmax(t/T) || softmax(s/T)) over the whole vocabulary; shape [N]."""
+    t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    return (t.exp() * (t - s)).sum(-1) * temperature**2
+
+
+def kl_topk(
+    student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Per-position T²·KL over the teacher's top-k ids, both distributions renormalised over them.
+
+    ``topk_ids``/``topk_logprobs`` are [N, K]; unused slots (positions with fewer than K
+    entries) hold logprob ``-inf``. Zero when the student's renormalised top-k equals the
+    teacher's, whatever mass either puts outside it.
+    """
+    valid = torch.isfinite(topk_logprobs)
+    t = F.log_softmax(topk_logprobs.float() / temperature, dim=-1)
+    s_logits = student_logits.float().gather(-1, topk_ids) / temperature
+    s = F.log_softmax(s_logits.masked_fill(~valid, float("-inf")), dim=-1)
+    terms = torch.where(valid, t.exp() * (t - s), torch.zeros_like(t))
+    return terms.sum(-1) * temperature**2
+
+
+def mixed_loss_sum(
+    student_logits: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float,
+    temperature: float,
+    teacher_logits: torch.Tensor | None = None,
+    topk: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Sum over N label positions of the per-token loss: alpha·KL + (1-alpha)·CE where a
+    teacher distribution exists, CE elsewhere.
+
+    ``student_logits`` [N, V] predict ``targets`` [N]. The teacher distribution of a position
+    is its recorded top-k when ``topk = (rows, ids, logprobs)`` lists it (``rows`` [M] indexes
+    positions), else ``teacher_logits[position]`` when given, else none.
+    """
+    ce = F.cross_entropy(student_logits.float(), targets, reduction="none")
+    if alpha == 0.0:
+        return ce.sum()
+    kl = torch.zeros_like(ce)
+    has_kd = torch.zeros_like(ce, dtype=torch.bool)
+    if teacher_logits is not None:
+        kl = kl_full(student_logits, teacher_logits, temperature)
+        has_kd[:] = True
+    if topk is not None and topk[0].numel():
+        rows, ids, lps = topk
+        kl = kl.index_put((rows,), kl_topk(student_logits[rows], ids, lps, temperature))
+        has_kd[rows] = True
+    per_token = torch.where(has_kd, alpha * kl + (1.0 - alpha) * ce, ce)
+    return per_token.sum()
+
+
+def objective_weights(config: TrainConfig) -> tuple[float, float]:
+    """(alpha, temperature) of ``config``'s signal × objective (see the module table)."""
+    if config.objective == "kd":
+        return config.kd_alpha, config.kd_temperature
+    if config.signal == "logit":
+        return 1.0, 1.0
+    return 0.0, 1.0
+
+
+def lr_at(config: TrainConfig, spent_frac: float) -> float:
+    """The learning rate once ``spent_frac`` of the budget B is spent: linear warmup, then
+    constant or cosine down to ``min_lr_frac`` of the peak at the end of the budget."""
+    p = min(max(spent_frac, 0.0), 1.0)
+    if config.warmup_frac > 0 and p < config.warmup_frac:
+        return config.lr * p / config.warmup_frac
+    if config.schedule == "constant":
+        return config.lr
+    progress = (p - config.warmup_frac) / (1.0 - config.warmup_frac)
+    floor = config.lr * config.min_lr_frac
+    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# -- state that crosses rounds -----------------------------------------------------------
+class TrainState:
+    """What carries across rounds: the accelerator, the prepared model and AdamW.
+
+    Created once per student; ``state_dict`` is what a checkpoint must hold besides the
+    weights for a resumed run to equal an uninterrupted one.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, cpu: bool = False) -> None:
+        from accelerate import Accelerator
+
+        precision = config.mixed_precision
+        if precision == "auto":
+            precision = "bf16" if not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+        self.accelerator = Accelerator(mixed_precision=precision, cpu=cpu)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        # Decay matrices only: decaying norms and biases just fights the data.
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.optimizer_steps = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """AdamW moments and step counts, the loss scaler (fp16 only) and the step counter."""
+        out: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "optimizer_steps": self.optimizer_steps}
+        if self.accelerator.scaler is not None:
+            out["scaler"] = self.accelerator.scaler.state_dict()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer_steps = int(state["optimizer_steps"])
+        if "scaler" in state and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+
+
+# -- planning helpers -----------------------------------------------------------------------
+@dataclass
+class _Item:
+    """One example as trained: token ids after cuts, and its teacher record per label position."""
+
+    capability: str
+    prompt_ids: list[int]
+    label_ids: list[int]
+    #: Recorded top-k ``{token_id: logprob}`` of the first label positions; None if unusable.
+    topk: list[dict[int, float]] | None
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.label_ids)
+
+
+def _aligned(top: list[dict[int, float]] | None, labels: list[int]) -> bool:
+    """Whether a teacher record lines up with the labels: it covers the completion (with or
+    without the final EOS) and every completion token is in its position's record (backends
+    record the generated id). A re-tokenization that differs from the teacher's tokens fails."""
+    if top is None or len(top) not in (len(labels) - 1, len(labels)):
+        return False
+    text_tokens = labels[:-1] if labels else labels
+    return all(t in dist for t, dist in zip(text_tokens, top, strict=False))
+
+
+def _cut_to_fit(ledger: Ledger, prompt: list[int], labels: list[int], remaining: int) -> tuple[list[int], list[int]]:
+    """The longest label prefix (else a prompt suffix with one label) whose billable cost
+    is at most ``remaining`` — exactly ``remaining`` whenever one label token can be afforded."""
+
+    def cost(prompt_tokens: int, label_tokens: int) -> int:
+        return ledger.billable("train", prompt_tokens, label_tokens)
+
+    # billable() is non-decreasing in each count, so bisect on it.
+    keep = bisect.bisect_right(range(1, len(labels) + 1), remaining, key=lambda k: cost(len(prompt), k))
+    if keep:
+        return prompt, labels[:keep]
+    keep = bisect.bisect_right(range(1, len(prompt) + 1), remaining, key=lambda m: cost(m, 1))
+    if keep:
+        return prompt[len(prompt) - keep :], labels[:1]
+    return prompt, []
+
+
+def _length_grouped(items: list[_Item], batch_size: int) -> list[list[_Item]]:
+    """Batches of ``batch_size`` similar-length items: sort within megabatches (longest first,
+    ties in data order), so padding is small and the generator's order survives coarsely."""
+    window = batch_size * MEGABATCH_BATCHES
+    batches: list[list[_Item]] = []
+    for start in range(0, len(items), window):
+        mega = sorted(items[start : start + window], key=lambda it: -it.length)
+        batches += [mega[i : i + batch_size] for i in range(0, len(mega), batch_size)]
+    return batches
+
+
+def _micro_batches(batch: list[_Item], max_tokens: int) -> list[list[_Item]]:
+    """Split a length-sorted batch so each forward's padded size stays within ``max_tokens``."""
+    out: list[list[_Item]] = [[]]
+    for it in batch:
+        widest = max([it.length] + [x.length for x in out[-1]])
+        if out[-1] and widest * (len(out[-1]) + 1) > max_tokens:
+            out.append([])
+        out[-1].append(it)
+    return out
+
+
+def _collate(items: list[_Item], pad_id: int, device: torch.device) -> dict[str, Any]:
+    """Right-padded input ids, attention mask, next-token targets, and recorded top-k tensors
+    indexed by label position in the row-major order of ``targets != IGNORE_INDEX``."""
+    width = max(it.length for it in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
+    rows: list[int] = []
+    top: list[dict[int, float]] = []
+    position = 0
+    for b, it in enumerate(items):
+        seq = it.prompt_ids + it.label_ids
+        ids[b, : len(seq)] = torch.tensor(seq)
+        mask[b, : len(seq)] = 1
+        labels[b, len(it.prompt_ids) : len(seq)] = torch.tensor(it.label_ids)
+        for j, dist in enumerate((it.topk or [])[: len(it.label_ids)]):
+            rows.append(position + j)
+            top.append(dist)
+        position += len(it.label_ids)
+    k = max((len(d) for d in top), default=0)
+    top_ids = torch.zeros((len(top), k), dtype=torch.long)
+    top_lps = torch.full((len(top), k), float("-inf"))
+    for r, dist in enumerate(top):
+        top_ids[r, : len(dist)] = torch.tensor(list(dist.keys()), dtype=torch.long)
+        top_lps[r, : len(dist)] = torch.tensor(list(dist.values()), dtype=torch.float)
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "targets": labels[:, 1:].to(device),
+        "topk": (torch.tensor(rows, dtype=torch.long, device=device), top_ids.to(device), top_lps.to(device)),
+    }
+
+
+# -- the loop -------------------------------------------------------------------------------
+def fit(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    examples: list[Example],
+    quota_tokens: int,
+    ledger: Ledger,
+    round: int,
+    config: TrainConfig,
+    state: TrainState | None = None,
+    *,
+    teacher_model: torch.nn.Module | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+) -> TrainStats:
+    """Train the student on ``examples`` in order until ``quota_tokens`` billable tokens are spent.
+
+    ``model`` is the unwrapped student; ``state`` holds its prepared copy and AdamW across
+    rounds (a fresh one is made when None, for one-off training). ``teacher_model``
+    (same vocabulary, frozen) provides full distributions for KD. Spend never exceeds
+    ``min(quota_tokens, ledger.remaining)`` and equals it unless the examples run out (or
+    what is left cannot buy one trainable label token). Under several processes, every
+    process calls ``fit`` with the same arguments; give non-main processes a ledger with
+    ``path=None`` so the charges are written once.
+    """
+    from tqdm.auto import tqdm
+
+    if state is None:
+        state = TrainState(model, config, cpu=next(model.parameters()).device.type == "cpu")
+    acc = state.accelerator
+    prepared = state.model
+    if acc.unwrap_model(prepared) is not model:
+        raise ValueError("state was made for another model")
+    torch.manual_seed(seed * 1_000_003 + round)
+    alpha, temperature = objective_weights(config)
+    needs_teacher = alpha > 0 and config.signal != "logit"
+    if needs_teacher and teacher_model is None:
+        raise ValueError(f"train.signal={config.signal} with objective kd needs a teacher model for KD")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+    # 1. Plan: examples in order, sequences cut to max_seq_tokens (labels kept first), the
+    #    last example cut so that billable spend is exactly the quota.
+    remaining = min(int(quota_tokens), ledger.remaining)
+    use_records = alpha > 0 and config.signal == "logit"  # only Logit trains on teacher records
+    items: list[_Item] = []
+    unrecorded = misaligned = 0  # Logit examples without a record / whose record does not line up
+    for ex in examples:
+        if remaining <= 0:
+            break
+        prompt = encode_prompt(tokenizer, ex.prompt)
+        labels = encode_completion(tokenizer, select_text(ex, config.signal, config.answer_marker))
+        topk = ex.top_logprobs if use_records and _aligned(ex.top_logprobs, labels) else None
+        labels = labels[: config.max_seq_tokens - 1]
+        prompt = prompt[max(0, len(prompt) + len(labels) - config.max_seq_tokens) :]
+        if ledger.billable("train", len(prompt), len(labels)) > remaining:
+            prompt, labels = _cut_to_fit(ledger, prompt, labels, remaining)
+            if not labels:
+                break
+        items.append(_Item(ex.capability, prompt, labels, topk))
+        if use_records and topk is None:
+            unrecorded += ex.top_logprobs is None
+            misaligned += ex.top_logprobs is not None
+        remaining -= ledger.billable("train", len(prompt), len(labels))
+    if unrecorded and teacher_model is None:
+        raise ValueError(
+            f"train.signal=logit: {unrecorded} example(s) carry no top-k log-probs and there is no teacher "
+            "model: set generation.top_logprobs > 0 or give the student its teacher"
+        )
+    if misaligned and acc.is_main_process:
+        # Rare with a trained teacher (its text re-tokenizes as generated); never silent.
+        fallback = "the teacher model's distribution" if teacher_model is not None else "plain CE"
+        warnings.warn(
+            f"{misaligned} Logit example(s) whose top-k log-probs do not line up with the re-tokenized "
+            f"completion trained with {fallback}",
+            stacklevel=2,
+        )
+    use_teacher_model = alpha > 0 and teacher_model is not None and (needs_teacher or unrecorded + misaligned > 0)
+
+    # 2. Batch by length; every process plans the same batches and takes its share of each.
+    batches = _length_grouped(items, config.batch_size)
+    spend_per_capability: dict[str, int] = {}
+    trained = billed = 0
+    step_losses: list[float] = []
+    prepared.train()
+    bar = tqdm(batches, desc=f"train round {round}", disable=quiet or not acc.is_local_main_process, leave=False)
+    for batch in bar:
+        # 3. Charge first: a step that would overspend is refused before any compute.
+        prompt_tokens = sum(len(it.prompt_ids) for it in batch)
+        label_tokens = sum(len(it.label_ids) for it in batch)
+        billable = ledger.billable("train", prompt_tokens, label_tokens)
+        ledger.charge(round, "train", prompt_tokens + label_tokens, billable)
+        trained += prompt_tokens + label_tokens
+        billed += billable
+        for it in batch:
+            cost = ledger.billable("train", len(it.prompt_ids), len(it.label_ids))
+            spend_per_capability[it.capability] = spend_per_capability.get(it.capability, 0) + cost
+        for group in state.optimizer.param_groups:
+            group["lr"] = lr_at(config, ledger.spent / ledger.budget_tokens)
+
+        # 4. Forward/backward over this process's micro-batches. Losses are sums divided by
+        #    the whole batch's label tokens, so accumulation equals one big batch; DDP averages
+        #    gradients over processes, hence the factor num_processes. Strided shares of the
+        #    length-sorted batch keep the processes' loads even.
+        share = batch[acc.process_index :: acc.num_processes]
+        # A process without a share still joins the gradient all-reduce, with zero weight.
+        weight = acc.num_processes / label_tokens if share else 0.0
+        mine = _micro_batches(share or batch[:1], config.micro_batch_tokens)
+        local_loss = 0.0
+        for j, mb in enumerate(mine):
+            tensors = _collate(mb, pad_id, acc.device)
+            sync = contextlib.nullcontext() if j == len(mine) - 1 else acc.no_sync(prepared)
+            with sync:
+                logits = prepared(
+                    input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], use_cache=False
+                ).logits
+                targets = tensors["targets"]
+                where = targets != IGNORE_INDEX
+                student = logits[:, :-1][where]
+                teacher = None
+                if use_teacher_model:
+                    with torch.no_grad():
+                        t_logits = teacher_model(
+                            input_ids=tensors["input_ids"].to(teacher_model.device),
+                            attention_mask=tensors["attention_mask"].to(teacher_model.device),
+                            use_cache=False,
+                        ).logits
+                    if t_logits.shape[-1] != logits.shape[-1]:
+                        raise ValueError("KD with a teacher model needs the student's vocabulary")
+                    teacher = t_logits[:, :-1].to(logits.device)[where]
+                loss = mixed_loss_sum(student, targets[where], alpha, temperature, teacher, tensors["topk"]) * weight
+                acc.backward(loss)
+            local_loss += loss.item() / acc.num_processes
+        acc.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)
+        state.optimizer.step()
+        state.optimizer.zero_grad(set_to_none=True)
+        state.optimizer_steps += 1
+        step_loss = acc.reduce(torch.tensor(local_loss, device=acc.device), reduction="sum").item()
+        step_losses.append(step_loss)
+        bar.set_postfix(loss=f"{step_loss:.4f}")
+    prepared.eval()
+    return TrainStats(
+        examples=len(items),
+        trained_tokens=trained,
+        billable_tokens=billed,
+        optimizer_steps=len(batches),
+        mean_loss=sum(step_losses) / len(step_losses) if step_losses else 0.0,
+        spend_per_capability=spend_per_capability,
+    )
