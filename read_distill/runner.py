@@ -117,16 +117,19 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
     def pilot(allocation: Allocation) -> tuple[Context, float]:
         calls["n"] += 1
         private = Ledger(None, per_pilot, config.budget.unit)
-        student = world.student(config.run.seed)
-        generator = Generator(world, config.generation, config.run.seed)
+        # Each pilot gets its own seed: pilots that shared the main run's draws would
+        # compare candidates without the training and probe noise the run itself faces.
+        pilot_seed = config.run.seed * 1_000_003 + 7919 + calls["n"]
+        student = world.student(pilot_seed)
+        generator = Generator(world, config.generation, pilot_seed)
         teacher = world.teacher()
-        before = after = s0
+        before = s0
         for t in range(config.policy.pilot_rounds):
             rng = np.random.default_rng([config.run.seed, 7919, calls["n"], t])
             quota = round_quota(private.remaining, config.policy.pilot_rounds - t)
             examples = generator.generate_round(teacher, allocation, quota, private, t, t / config.policy.pilot_rounds, rng)
             student.fit(examples, quota - private.spent_in_round(t), private, t)
-        after = world.probe(student, private, 0).vector(capabilities)
+        after = world.probe(student, private, config.policy.pilot_rounds).vector(capabilities)
         ledger.charge(INITIAL, "profiling", sum(e.tokens for e in private.entries), 0)
         context = Context(
             requirement=requirement,
@@ -136,7 +139,12 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
             last_gain=(0.0,) * len(capabilities),
             profile_width_frac=(0.0,) * len(capabilities),
         )
-        r = reward(requirement, before, after, private.spent, config.reward.beta, config.reward.lambda_per_token * config.budget.total_tokens / per_pilot, config.reward.top_k)[0]
+        # A pilot spends less than a round; scale its profile change to a round's spend (a
+        # linear approximation) so pilot rewards share the scale of the rewards of rounds.
+        round_tokens = config.budget.total_tokens // config.run.rounds
+        scale = round_tokens / max(1, private.spent)
+        scaled = [b + (a - b) * scale for b, a in zip(before, after, strict=True)]
+        r = reward(requirement, before, scaled, round_tokens, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)[0]
         return context, r
 
     return pilot
@@ -427,6 +435,12 @@ def _finish(config: Config, run_dir: Path, world: World, student: Student, ledge
     }
     ledger.close()
     write_json(summary_path, summary)
+    try:
+        from read_distill.report import write_report
+
+        say(f"[read-distill] report: {write_report([run_dir])}")
+    except Exception as e:  # noqa: BLE001 - a report bug must not fail a finished run
+        say(f"[read-distill] warning: report.html not written: {e}")
     say(
         f"[read-distill] done: utility {summary['initial_utility']:.2f} -> {final_utility:.2f}; "
         f"spent {ledger.spent:,}/{ledger.budget_tokens:,} billable tokens; summary in {summary_path}"

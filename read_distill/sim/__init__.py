@@ -85,6 +85,6 @@ def run(
 
 def oracle(world: SimWorld, budget_tokens: int, rounds: int = 20, **options: Any) -> SimResult:
     """The best schedule found with knowledge of the dynamics, replayed through the runner."""
-    from read_distill.sim.oracle import oracle as search
+    from read_distill.sim.search import oracle as search
 
     return search(world, budget_tokens, rounds, **options)

@@ -3,7 +3,13 @@
 A dynamics is any callable ``dynamics(profile, spend_tokens, spent_tokens, rng) ->
 new_profile`` over numpy arrays indexed by capability (0–100 scale). ``TransferDynamics``
 is the built-in family: a budget-dependent transfer matrix, saturation toward a ceiling
-and noise.
+and noise; ``GatedDynamics`` adds prerequisites on top of any dynamics.
+
+A dynamics whose ``batched`` attribute is true also accepts arrays with leading batch
+dimensions (``(..., n)`` profiles, spends and cumulative spends) and moves each row
+independently; the oracle uses that to simulate thousands of schedules at once. The
+utilities here (``LinearUtility``, ``MinUtility``, ``GeometricUtility``) are callables of
+one profile returning a float.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ class TransferDynamics:
     quadratic one interference that grows with budget (τ = budget_large / ``tau_frac``).
     Spending s_i on top of S_i already spent moves j by Σ_i F_ij(S_i + s_i) − F_ij(S_i).
     Positive moves shrink as a score nears its ``ceiling`` (``saturation`` = exponent;
-    0 disables), scores stay in [0, 100], and each round adds Gaussian noise of
-    ``noise_std`` points per capability that received spend.
+    0 disables), scores stay in [0, 100], and each round with any spend adds Gaussian
+    noise of ``noise_std`` points to every capability.
     """
+
+    batched = True
 
     def __init__(
         self,
@@ -61,20 +69,48 @@ class TransferDynamics:
         return (np.asarray(x, dtype=float) / self.budget_large) ** 2
 
     def curve(self, spent_tokens: np.ndarray) -> np.ndarray:
-        """F_ij at the cumulative spend of each source capability i (matrix i × j)."""
-        x = np.asarray(spent_tokens, dtype=float)[:, None]
+        """F_ij at the cumulative spend of each source capability i (matrix i × j, after
+        any leading batch dimensions of ``spent_tokens``)."""
+        x = np.asarray(spent_tokens, dtype=float)[..., :, None]
         return self.A * self._g(x) + self.C * self._h(x)
 
     def __call__(self, profile, spend_tokens, spent_tokens, rng: np.random.Generator) -> np.ndarray:
         profile = np.asarray(profile, dtype=float)
         spent = np.asarray(spent_tokens, dtype=float)
         spend = np.asarray(spend_tokens, dtype=float)
-        delta = (self.curve(spent + spend) - self.curve(spent)).sum(axis=0)
+        delta = (self.curve(spent + spend) - self.curve(spent)).sum(axis=-2)
         if self.saturation > 0:
             room = np.clip((self.ceiling - profile) / np.maximum(self.ceiling, 1e-9), 0.0, 1.0)
             delta = np.where(delta > 0, delta * room**self.saturation, delta)
-        if self.noise_std > 0 and spend.sum() > 0:
-            delta = delta + rng.normal(0.0, self.noise_std, size=delta.shape)
+        if self.noise_std > 0:
+            noise = rng.normal(0.0, self.noise_std, size=delta.shape)
+            delta = delta + np.where(spend.sum(axis=-1, keepdims=True) > 0, noise, 0.0)
+        return np.clip(profile + delta, 0.0, 100.0)
+
+
+class GatedDynamics:
+    """Prerequisites on top of a base dynamics: a capability learns only once another is known.
+
+    ``gates`` maps a gated capability index to ``(prerequisite index, threshold, width)``.
+    The base dynamics' positive move of the gated capability is multiplied by
+    sigmoid((s_prerequisite − threshold) / width) at the profile the round starts from;
+    negative moves pass through. Tokens spent on a gated capability too early still
+    advance its (saturating) transfer curve, so they are wasted, not deferred — the best
+    schedule therefore changes over time: prerequisite first, then the gated capability.
+    """
+
+    def __init__(self, base, gates: dict[int, tuple[int, float, float]]) -> None:
+        self.base = base
+        self.gates = dict(gates)
+        self.batched = bool(getattr(base, "batched", False))
+
+    def __call__(self, profile, spend_tokens, spent_tokens, rng: np.random.Generator) -> np.ndarray:
+        profile = np.asarray(profile, dtype=float)
+        delta = np.asarray(self.base(profile, spend_tokens, spent_tokens, rng), dtype=float) - profile
+        for target, (prerequisite, threshold, width) in self.gates.items():
+            gate = 1.0 / (1.0 + np.exp(-(profile[..., prerequisite] - threshold) / width))
+            moved = delta[..., target]
+            delta[..., target] = np.where(moved > 0, moved * gate, moved)
         return np.clip(profile + delta, 0.0, 100.0)
 
 
@@ -86,3 +122,26 @@ class LinearUtility:
 
     def __call__(self, profile) -> float:
         return float(self.weights @ np.asarray(profile, dtype=float))
+
+
+class MinUtility:
+    """U = min over ``indices`` of s_i: a task that fails unless every listed capability holds."""
+
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = list(indices)
+
+    def __call__(self, profile) -> float:
+        return float(np.min(np.asarray(profile, dtype=float)[self.indices]))
+
+
+class GeometricUtility:
+    """U = Π s_i^{w_i} (weights normalised to sum 1): capabilities that multiply, so the
+    task rewards raising the weakest of them more than a linear utility would."""
+
+    def __init__(self, weights: Sequence[float]) -> None:
+        w = np.asarray(weights, dtype=float)
+        self.weights = w / w.sum()
+
+    def __call__(self, profile) -> float:
+        s = np.clip(np.asarray(profile, dtype=float), 1e-9, None)
+        return float(np.exp(self.weights @ np.log(s)))

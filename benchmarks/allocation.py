@@ -1,0 +1,186 @@
+"""Allocation quality: every simulated suite environment × seeds × policies, against the oracle.
+
+Each policy runs through the real round loop (``read_distill.sim.run``) at the
+environment's default budget; the oracle (``read_distill.sim.oracle``, searched in ``read_distill.sim.search``) searches once per
+environment and replays its schedule under every seed, so a policy and the oracle see
+the same dynamics noise. Printed per environment: each policy's gain as a fraction of
+the oracle's, mean_s(U_final − U_0) / mean_s(U_oracle − U_0) over seeds (a ratio of
+means, because a single seed's oracle gain can be small next to the dynamics noise), the
+mean over environments, and how often ``read`` beats each baseline (the fraction of
+environments where read's mean final utility is higher). ``grid`` alone gets a
+profiling budget (``--grid-profiling-frac`` × B, spent on pilot runs outside B); it is
+reported as overhead.
+
+    .venv/bin/python benchmarks/allocation.py [--seeds 5] [--workers 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from read_distill import sim
+from read_distill.sim.environments import ENVIRONMENTS, SUITE
+from read_distill.sim.search import oracle, search
+
+POLICIES = ["read", "greedy", "uniform", "task_static", "one_hot", "random", "exp3", "grid"]
+#: Baselines read must beat on >= TARGET_BEATS of the environments, and the mean gain
+#: fraction it must reach (the acceptance target of the policy work).
+STATIC_AND_EXP3 = ["uniform", "task_static", "one_hot", "grid", "exp3"]
+TARGET_FRACTION, TARGET_BEATS = 0.90, 0.80
+#: Rough seconds per run, to start the longest jobs first (2 workers balance better).
+COST = {"greedy": 3.0, "read": 2.0, "oracle": 2.5}
+
+
+def _use_tmpfs() -> None:
+    # A simulated round costs microseconds; the runner's atomic writes (fsync) dominate a
+    # run on disk, so run directories go to tmpfs when there is one.
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        tempfile.tempdir = "/dev/shm"
+
+
+def _job(job: tuple) -> tuple:
+    """One unit of work in a worker: an oracle (search + replay per seed) or a policy run."""
+    kind, env, args = job
+    world, budget = SUITE[env](), ENVIRONMENTS[env][1]
+    start = time.perf_counter()
+    if kind == "oracle":
+        seeds, rounds = args
+        plan = search(world, budget, rounds)
+        finals = [oracle(world, budget, rounds, seed=s, plan=plan).final_utility for s in seeds]
+        out = {
+            "method": plan.method,
+            "final_utility": finals,
+            "model_fixed_utility": plan.fixed_utility,
+            "model_lookahead_utility": plan.lookahead_utility,
+            "initial_utility": plan.initial_utility,
+            "first_allocation": dict(zip(world.capabilities, plan.allocations[0], strict=True)),
+            "last_allocation": dict(zip(world.capabilities, plan.allocations[-1], strict=True)),
+            "focus": plan.details["focus"],
+        }
+    else:
+        policy, seed, rounds, options = args
+        result = sim.run(world, policy, budget, rounds, seed, **options)
+        out = {
+            "initial_utility": result.initial_utility,
+            "final_utility": result.final_utility,
+            "profiling_tokens": result.summary["ledger"].get("profiling", 0),
+        }
+    out["wall_s"] = time.perf_counter() - start
+    return kind, env, args, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per environment and policy")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds per run")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--envs", default=",".join(SUITE), help="comma-separated suite environments")
+    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated policies")
+    parser.add_argument("--grid-profiling-frac", type=float, default=0.5, help="grid's profiling budget as a fraction of B (overhead)")
+    parser.add_argument("--json", default="runs/benchmarks/allocation.json", help="where to write the results")
+    args = parser.parse_args(argv)
+    envs = [e for e in args.envs.split(",") if e]
+    policies = [p for p in args.policies.split(",") if p]
+    unknown = sorted(set(envs) - set(SUITE))
+    if unknown:
+        parser.error(f"unknown environments {unknown}; expected some of {list(SUITE)}")
+    seeds = list(range(args.seeds))
+    print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
+
+    jobs = []
+    for env in envs:
+        jobs.append(("oracle", env, (tuple(seeds), args.rounds)))
+        for policy in policies:
+            options = {"profiling_tokens": int(args.grid_profiling_frac * ENVIRONMENTS[env][1])} if policy == "grid" else {}
+            jobs.extend(("run", env, (policy, s, args.rounds, options)) for s in seeds)
+    jobs.sort(key=lambda j: -COST.get("oracle" if j[0] == "oracle" else j[2][0], 0.2))
+
+    start = time.perf_counter()
+    results: dict[str, dict] = {env: {"budget_tokens": ENVIRONMENTS[env][1], "policies": {p: {} for p in policies}} for env in envs}
+    with multiprocessing.get_context("fork").Pool(args.workers, initializer=_use_tmpfs) as pool:
+        for kind, env, job_args, out in pool.imap_unordered(_job, jobs):
+            if kind == "oracle":
+                results[env]["oracle"] = out
+                results[env]["initial_utility"] = out["initial_utility"]
+            else:
+                results[env]["policies"][job_args[0]][job_args[1]] = out
+    wall = time.perf_counter() - start
+
+    # Gain fractions (ratio of seed means) and mean final utilities.
+    fraction: dict[str, dict[str, float]] = {}
+    mean_final: dict[str, dict[str, float]] = {}
+    for env in envs:
+        u0 = results[env]["initial_utility"]
+        oracle_gain = float(np.mean(results[env]["oracle"]["final_utility"])) - u0
+        fraction[env], mean_final[env] = {}, {}
+        for p in policies:
+            finals = [results[env]["policies"][p][s]["final_utility"] for s in seeds]
+            mean_final[env][p] = float(np.mean(finals))
+            fraction[env][p] = (mean_final[env][p] - u0) / oracle_gain
+            results[env]["policies"][p] = {
+                "final_utility": finals,
+                "gain_fraction_of_oracle": fraction[env][p],
+                "profiling_tokens": [results[env]["policies"][p][s]["profiling_tokens"] for s in seeds],
+                "wall_s": float(sum(results[env]["policies"][p][s]["wall_s"] for s in seeds)),
+            }
+        results[env]["oracle_gain"] = oracle_gain
+
+    width = max(len(e) for e in envs) + 1
+    print(f"\nGain as a fraction of the oracle's gain, mean_s(U - U0) / mean_s(U_oracle - U0); {len(seeds)} seeds, {args.rounds} rounds\n")
+    header = f"{'environment':<{width}} {'U0':>6} {'oracle+':>7} {'method':>9} " + " ".join(f"{p:>11}" for p in policies)
+    print(header)
+    print("-" * len(header))
+    for env in envs:
+        o = results[env]["oracle"]
+        print(
+            f"{env:<{width}} {results[env]['initial_utility']:>6.2f} {results[env]['oracle_gain']:>7.2f} {o['method']:>9} "
+            + " ".join(f"{fraction[env][p]:>11.3f}" for p in policies)
+        )
+    print("-" * len(header))
+    mean_fraction = {p: float(np.mean([fraction[e][p] for e in envs])) for p in policies}
+    print(f"{'mean over environments':<{width + 35}}" + " ".join(f"{mean_fraction[p]:>11.3f}" for p in policies))
+    beats: dict[str, float] = {}
+    if "read" in policies:
+        beats = {p: float(np.mean([mean_final[e]["read"] > mean_final[e][p] for e in envs])) for p in policies if p != "read"}
+        print(f"{'read beats (frac. of envs)':<{width + 35}}" + " ".join(f"{beats[p]:>11.2f}" if p in beats else f"{'':>11}" for p in policies))
+    if "grid" in policies:
+        print(f"\ngrid profiling overhead: {args.grid_profiling_frac:.2f} x B allotted (pilots outside B), "
+              f"{np.mean([np.mean(results[e]['policies']['grid']['profiling_tokens']) / ENVIRONMENTS[e][1] for e in envs]):.3f} x B spent on average")
+    summary = {"mean_gain_fraction": mean_fraction, "read_beats_fraction": beats, "wall_s": wall}
+    if "read" in policies:
+        checked = [p for p in STATIC_AND_EXP3 if p in beats]
+        met_fraction = mean_fraction["read"] >= TARGET_FRACTION
+        met_beats = all(beats[p] >= TARGET_BEATS for p in checked)
+        summary["target"] = {"fraction": met_fraction, "beats": met_beats}
+        print(
+            f"target: read >= {TARGET_FRACTION:.2f} of the oracle's gain: {'met' if met_fraction else 'NOT met'} ({mean_fraction['read']:.3f}); "
+            f"beats {', '.join(checked)} on >= {TARGET_BEATS:.0%} of environments: {'met' if met_beats else 'NOT met'}"
+        )
+    print(f"wall time {wall:.0f} s on {args.workers} workers")
+    payload = {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "seeds": seeds,
+        "rounds": args.rounds,
+        "grid_profiling_frac": args.grid_profiling_frac,
+        "environments": results,
+        "summary": summary,
+    }
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1))
+    print(f"results in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
