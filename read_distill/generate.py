@@ -43,6 +43,12 @@ class Generator:
         self.cap = TemplateShareCap(config.template_window, config.template_cap_frac)
         self.rejected_leaks = 0
 
+    def remember(self, examples: list[Example]) -> None:
+        """Count already-drawn examples (a resumed run's committed rounds) in the share cap,
+        so the draws that follow are those an uninterrupted run would make."""
+        for e in examples:
+            self.cap.record(e.capability, e.template)
+
     def draw(self, capability: str, spent_frac: float, rng: np.random.Generator) -> tuple[Item, str]:
         """One prompt of ``capability`` at a curriculum-sampled difficulty."""
         difficulty = DIFFICULTIES[int(rng.choice(3, p=curriculum(spent_frac)))]

@@ -150,6 +150,10 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
     return pilot
 
 
+def _load_examples(path: Path) -> list[Example]:
+    return [Example.from_json(json.loads(line)) for line in path.read_text().splitlines() if line]
+
+
 #: Generate→train passes per round at most. Training may bill fewer tokens than generation
 #: estimated (a student tokenizer, a `resp` signal, truncation); later passes top the round
 #: up to its quota.
@@ -167,7 +171,7 @@ def _generate_and_train(config: Config, generator: Generator, teacher, student: 
     saved: list[Example] = []
     passes: list[dict[str, int]] = []
     if passes_path.exists() and examples_path.exists():
-        saved = [Example.from_json(json.loads(line)) for line in examples_path.read_text().splitlines() if line]
+        saved = _load_examples(examples_path)
         passes = read_json(passes_path)
     all_stats: list[TrainStats] = []
     start = 0
@@ -176,6 +180,7 @@ def _generate_and_train(config: Config, generator: Generator, teacher, student: 
             examples = saved[start : start + passes[k]["examples"]]
             start += passes[k]["examples"]
             fit_quota = passes[k]["fit_quota"]
+            generator.remember(examples)
         else:
             left = quota - ledger.spent_in_round(t)
             if left <= 0 or (all_stats and all_stats[-1].billable_tokens == 0):
@@ -304,6 +309,8 @@ def run(
             or (e.round == committed + 1 and e.phase in ("teacher_prompt", "teacher_gen") and pending.exists())
         )
         _restore_student(student, run_dir, committed)
+        for t in range(committed + 1):
+            generator.remember(_load_examples(_round_dir(run_dir, t) / "examples.jsonl"))
         policy.load_state_dict(read_json(run_dir / "policy.json"))
         say(f"[read-distill] resuming {run_dir} after round {committed}")
 

@@ -1,0 +1,75 @@
+"""The ReAD loop on real (tiny) models: the embedded tiny world, built in seconds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from read_distill.config import load_config
+from read_distill.runner import run
+
+pytestmark = pytest.mark.tiny
+
+CARD = """name: tiny_tool_math
+description: tool call with an arithmetic argument (tiny test card)
+requirement: {tool_use: 0.5, math: 0.5}
+metric: tool_call
+data: {generator: tool_math, dev_size: 3, test_size: 4, seed: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory):
+    path = tmp_path_factory.mktemp("card") / "tiny_tool_math.yaml"
+    path.write_text(CARD)
+    return path
+
+
+def _config(card, *overrides):
+    return load_config(
+        None,
+        [
+            "world.kind=micro",
+            "world.micro_size=tiny",
+            f"task.card={card}",
+            "run.rounds=3",
+            "run.dev_every=2",
+            "budget.total_tokens=600",
+            "probe.items_per_capability=2",
+            "generation.batch_size=8",
+            "generation.max_new_tokens={general_knowledge: 12, steerability: 12, reasoning: 12, math: 12, code: 12, tool_use: 12, long_context: 12, multilingual: 12}",
+            *overrides,
+        ],
+    )
+
+
+def _comparable(summary):
+    return {k: v for k, v in summary.items() if k != "wall_s"}
+
+
+def test_three_rounds_generate_train_probe_reward(card, tmp_path):
+    summary = run(_config(card), tmp_path / "r", quiet=True)
+    assert summary["ledger"]["billable"] <= 600
+    assert summary["ledger"]["train"] > 0 and summary["ledger"]["teacher_gen"] > 0
+    assert summary["ledger"]["probe"] > 0 and summary["ledger"]["eval"] > 0
+    for t in range(3):
+        reward = json.loads((tmp_path / f"r/rounds/{t:04d}/reward.json").read_text())
+        assert reward["spent_tokens"] > 0 and reward["trained_tokens"] > 0
+    assert (tmp_path / "r/student/model.safetensors").exists()
+    assert (tmp_path / "r/report.html").exists()
+
+
+def test_same_seed_same_run_and_resume_equals_uninterrupted(card, tmp_path):
+    config = _config(card, "policy.name=random")
+    whole = run(config, tmp_path / "whole", quiet=True)
+    again = run(config, tmp_path / "again", quiet=True)
+    assert _comparable(again) == _comparable(whole)
+    stopped = tmp_path / "stopped"
+    run(config, stopped, quiet=True, stop_after_round=0)
+    resumed = run(config, stopped, quiet=True, resume=True)
+    assert _comparable(resumed) == _comparable(whole)
+    ledger = lambda d: [json.loads(x) for x in (d / "ledger.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [(e["round"], e["phase"], e["billable"]) for e in ledger(stopped)] == [
+        (e["round"], e["phase"], e["billable"]) for e in ledger(tmp_path / "whole")
+    ]
