@@ -81,10 +81,8 @@ class PolicyConfig(_Section):
 class GenerationConfig(_Section):
     batch_size: int = Field(32, ge=1, description="Prompts per teacher call.")
     max_new_tokens: dict[str, int] = Field(
-        {"math": 512, "code": 512, "long_context": 1024},
-        description="Per-capability max_new_tokens; others use default_max_new_tokens.",
+        {}, description="Per-capability max_new_tokens overrides; unlisted ones use the world's limits."
     )
-    default_max_new_tokens: int = Field(256, ge=1, description="max_new_tokens of unlisted capabilities.")
     temperature: float = Field(0.0, ge=0, description="Teacher sampling temperature (0 = greedy).")
     top_logprobs: int = Field(0, ge=0, description="Top-k log-probs per generated token to keep (KD).")
     template_window: int = Field(128, ge=1, description="Sliding window of draws for the template share cap.")

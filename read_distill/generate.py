@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from read_distill.backends.base import Teacher, World
-from read_distill.config import GenerationConfig
+from read_distill.config import ConfigError, GenerationConfig
 from read_distill.ledger import Ledger
 from read_distill.templates import TemplateShareCap, curriculum, prompt_hash
 from read_distill.types import DIFFICULTIES, Allocation, Example, Item
@@ -27,9 +27,18 @@ def example_cost(ledger: Ledger, prompt_tokens: int, completion_tokens: int, cac
     )
 
 
-def max_new_tokens(config: GenerationConfig, capability: str) -> int:
-    """Per-capability generation length limit (SPEC §4)."""
-    return config.max_new_tokens.get(capability, config.default_max_new_tokens)
+#: SPEC §4's reference limits for real models; other capabilities get ``DEFAULT_MAX_NEW_TOKENS``.
+REFERENCE_MAX_NEW_TOKENS: dict[str, int] = {"math": 512, "code": 512, "long_context": 1024}
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+def resolve_max_new_tokens(config: GenerationConfig, capabilities: tuple[str, ...], defaults: dict[str, int]) -> dict[str, int]:
+    """Per-capability generation limits: the config's overrides, else the world's ``defaults``,
+    else ``DEFAULT_MAX_NEW_TOKENS``. Overrides for capabilities the run lacks are errors."""
+    unknown = sorted(set(config.max_new_tokens) - set(capabilities))
+    if unknown:
+        raise ConfigError(f"generation.max_new_tokens: unknown capabilities {unknown}; expected some of {list(capabilities)}")
+    return {c: config.max_new_tokens.get(c, defaults.get(c, DEFAULT_MAX_NEW_TOKENS)) for c in capabilities}
 
 
 class Generator:
@@ -42,12 +51,6 @@ class Generator:
         self.evaluation_hashes = world.evaluation_hashes()
         self.cap = TemplateShareCap(config.template_window, config.template_cap_frac)
         self.rejected_leaks = 0
-
-    def remember(self, examples: list[Example]) -> None:
-        """Count already-drawn examples (a resumed run's committed rounds) in the share cap,
-        so the draws that follow are those an uninterrupted run would make."""
-        for e in examples:
-            self.cap.record(e.capability, e.template)
 
     def draw(self, capability: str, spent_frac: float, rng: np.random.Generator) -> tuple[Item, str]:
         """One prompt of ``capability`` at a curriculum-sampled difficulty."""
@@ -82,7 +85,7 @@ class Generator:
         # Running estimate of an example's cost per capability, to size teacher batches and
         # plan shares. It starts equal for all capabilities (a guess that differs per
         # capability would skew the first batch's shares) and learns from what comes back.
-        estimate = np.full(len(capabilities), self.config.default_max_new_tokens / 2 + 1.0)
+        estimate = np.full(len(capabilities), float(np.mean(list(self.world.max_new_tokens.values()))) / 2 + 1.0)
         examples: list[Example] = []
         total = 0
         while total < quota_tokens:
@@ -99,7 +102,7 @@ class Generator:
             drawn = [self.draw(capabilities[i], spent_frac, rng) for i in picks]
             by_length: dict[int, list[int]] = {}
             for k, i in enumerate(picks):
-                by_length.setdefault(max_new_tokens(self.config, capabilities[i]), []).append(k)
+                by_length.setdefault(self.world.max_new_tokens[capabilities[i]], []).append(k)
             generations: dict[int, object] = {}
             for length, ks in by_length.items():
                 sampling = {

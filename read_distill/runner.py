@@ -180,7 +180,7 @@ def _generate_and_train(config: Config, generator: Generator, teacher, student: 
             examples = saved[start : start + passes[k]["examples"]]
             start += passes[k]["examples"]
             fit_quota = passes[k]["fit_quota"]
-            generator.remember(examples)
+            generator.cap.load_state_dict(passes[k]["template_window"])
         else:
             left = quota - ledger.spent_in_round(t)
             if left <= 0 or (all_stats and all_stats[-1].billable_tokens == 0):
@@ -190,7 +190,8 @@ def _generate_and_train(config: Config, generator: Generator, teacher, student: 
             examples = generator.generate_round(teacher, w, left, ledger, t, spent_frac, np.random.default_rng([config.run.seed, t, 1 + k]))
             fit_quota = quota - ledger.spent_in_round(t)
             saved += examples
-            passes.append({"examples": len(examples), "fit_quota": fit_quota})
+            # The share cap's windows count every draw, used or not; keep them to replay.
+            passes.append({"examples": len(examples), "fit_quota": fit_quota, "template_window": generator.cap.state_dict()})
             write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in saved))
             write_json(passes_path, passes)
             wall["generate"] += time.perf_counter() - tick
@@ -292,6 +293,7 @@ def run(
             "gain_at_dev": [],
             "last_allocation": [0.0] * len(capabilities),
             "last_gain": [0.0] * len(capabilities),
+            "template_window": generator.cap.state_dict(),
             "wall_s": dict(wall),
         }
         _commit_student(student, run_dir, INITIAL)
@@ -309,8 +311,7 @@ def run(
             or (e.round == committed + 1 and e.phase in ("teacher_prompt", "teacher_gen") and pending.exists())
         )
         _restore_student(student, run_dir, committed)
-        for t in range(committed + 1):
-            generator.remember(_load_examples(_round_dir(run_dir, t) / "examples.jsonl"))
+        generator.cap.load_state_dict(state["template_window"])
         policy.load_state_dict(read_json(run_dir / "policy.json"))
         say(f"[read-distill] resuming {run_dir} after round {committed}")
 
@@ -386,6 +387,7 @@ def run(
             profile=new_profile.to_json(),
             last_allocation=list(w),
             last_gain=[(b - a) / 100 for a, b in zip(s, s_new, strict=True)],
+            template_window=generator.cap.state_dict(),
             wall_s={k: state["wall_s"].get(k, 0.0) + wall.get(k, 0.0) for k in set(state["wall_s"]) | set(wall)},
         )
         wall.clear()

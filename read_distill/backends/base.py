@@ -56,6 +56,8 @@ class World(Protocol):
     capabilities: tuple[str, ...]
     #: The downstream task (its requirement, or the declared capability for the fallback).
     card: TaskCard
+    #: Per-capability max_new_tokens for teacher generation and probes (config overrides applied).
+    max_new_tokens: dict[str, int]
 
     def teacher(self) -> Teacher:
         """The teacher, loaded once per run."""

@@ -122,6 +122,8 @@ class SimWorld:
         self.probe_noise_std = probe_noise_std
         self.name = name
         self.example_tokens = example_tokens
+        #: Generation limits are irrelevant here (the sim teacher's outputs have a fixed size).
+        self.max_new_tokens = {c: example_tokens for c in self.capabilities}
         self.card = TaskCard(
             name=name,
             description=f"simulated task {name}",

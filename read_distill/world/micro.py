@@ -8,6 +8,7 @@ from pathlib import Path
 
 from read_distill.backends.base import Student
 from read_distill.config import Config, ConfigError
+from read_distill.generate import resolve_max_new_tokens
 from read_distill.ledger import Ledger
 from read_distill.probes import item_scores, probe
 from read_distill.tasks import TaskCard, load_card
@@ -66,7 +67,7 @@ class MicroWorld:
         n = config.probe.items_per_capability
         self.suite = {c: split_items(c, "dev", n, config.probe.seed + 7) for c in self.capabilities}
         self.splits = {s: task_items(self.card, s) for s in ("dev", "test")}
-        self.max_new_tokens = {c: config.generation.max_new_tokens.get(c, MAX_NEW_TOKENS[c]) for c in self.capabilities}
+        self.max_new_tokens = resolve_max_new_tokens(config.generation, self.capabilities, MAX_NEW_TOKENS)
 
     def count_tokens(self, texts: list[str]) -> int:
         """True token count of ``texts`` under the world's tokenizer."""
@@ -96,8 +97,7 @@ class MicroWorld:
 
     def evaluate(self, student: Student, split: str, ledger: Ledger, round: int) -> float:
         items = self.splits[split]
-        longest = max(MAX_NEW_TOKENS.values())
-        scores = item_scores(student, items, longest, self.count_tokens, ledger, round, "eval")
+        scores = item_scores(student, items, max(self.max_new_tokens.values()), self.count_tokens, ledger, round, "eval")
         return sum(scores) / len(scores)
 
 

@@ -1,0 +1,149 @@
+"""The HF world end to end on two tiny random Llama models built in-process (CPU, no hub)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import yaml
+
+from read_distill.config import Config, ConfigError
+from read_distill.types import CAPABILITIES
+
+pytestmark = pytest.mark.tiny
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    import torch
+
+    # The test machine's cores are shared; small matrices gain nothing from more threads.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Teacher (2 layers) and student (1 layer) directories sharing a BPE tokenizer trained
+    on prompts of the shipped template pools."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from read_distill.templates import load_pools
+
+    root = tmp_path_factory.mktemp("hf-models")
+    texts = [t.instantiate(s, d).prompt for t in load_pools() for s, d in ((0, "easy"), (1, "hard"))]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe.train_from_iterator(texts, trainer)
+    bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bpe.token_to_id("<s>"))])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    out = {}
+    for role, layers, seed in (("teacher", 2, 1), ("student", 1, 2)):
+        torch.manual_seed(seed)
+        config = LlamaConfig(
+            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2,
+            num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=True,
+            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        )
+        model = LlamaForCausalLM(config)
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.save_pretrained(root / role)
+        tok.save_pretrained(root / role)
+        out[role] = str(root / role)
+    return out
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory):
+    """A tiny JSONL task card: arithmetic tool calls."""
+    root = tmp_path_factory.mktemp("card")
+    rows = {
+        "dev": [("Call add for 2 and 3.", "add(a=2, b=3)"), ("Call add for 4 and 1.", "add(a=4, b=1)")],
+        "test": [("Call add for 7 and 5.", "add(a=7, b=5)"), ("Call add for 1 and 9.", "add(a=1, b=9)"), ("Call add for 6 and 6.", "add(a=6, b=6)")],
+    }
+    for split, pairs in rows.items():
+        (root / f"{split}.jsonl").write_text("".join(json.dumps({"prompt": p, "answer": a, "grader": "tool_call"}) + "\n" for p, a in pairs))
+    card = {
+        "name": "tiny_add",
+        "description": "Turn an addition request into a tool call.",
+        "requirement": {"tool_use": 0.6, "math": 0.4},
+        "metric": "tool_call",
+        "data": {"dev": "dev.jsonl", "test": "test.jsonl"},
+    }
+    path = root / "card.yaml"
+    path.write_text(yaml.safe_dump(card))
+    return str(path)
+
+
+def _config(models, card, **world) -> Config:
+    return Config.model_validate(
+        {
+            "run": {"name": "hf-tiny", "rounds": 2, "dev_every": 1},
+            "budget": {"total_tokens": 300},
+            "policy": {"name": "uniform"},
+            "generation": {"batch_size": 8, "max_new_tokens": dict.fromkeys(CAPABILITIES, 6)},
+            "train": {"batch_size": 4, "max_seq_tokens": 256, "micro_batch_tokens": 2048},
+            "probe": {"items_per_capability": 2},
+            "world": {"kind": "hf", "teacher": models["teacher"], "student": models["student"], "dtype": "float32", "device": "cpu", **world},
+            "task": {"card": card},
+        }
+    )
+
+
+def test_run_two_rounds_with_hf_world(models, card, tmp_path):
+    from read_distill.runner import run
+
+    config = _config(models, card)
+    summary = run(config, tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "summary.json").exists()
+    assert 0 < summary["ledger"]["billable"] <= config.budget.total_tokens
+    assert set(summary["final_profile"]) == set(CAPABILITIES)
+    assert 0 <= summary["final_utility"] <= 100
+    cache = tmp_path / "run" / "teacher_cache.sqlite"
+    assert cache.exists(), "the runner keeps a teacher cache"
+    with sqlite3.connect(cache) as db:
+        assert db.execute("SELECT COUNT(*) FROM generations").fetchone()[0] > 0
+    examples = [json.loads(line) for line in (tmp_path / "run" / "rounds" / "0000" / "examples.jsonl").read_text().splitlines()]
+    assert examples and all(e["template"].startswith(e["capability"] + ".") for e in examples)
+
+
+def test_probe_scores_by_teacher_answer_and_keeps_it(models, card):
+    from read_distill.backends.hf_world import make_world
+    from read_distill.ledger import Ledger
+    from read_distill.templates import prompt_hash
+
+    world = make_world(_config(models, card, probe_scoring="teacher_logprob"))
+    assert all(not it.answer and not it.grader for items in world.suite.values() for it in items)
+    ledger = Ledger(None, 1)
+    student = world.student(0)
+    first = world.probe(student, ledger, 0)
+    charged = sum(e.tokens for e in ledger.entries)
+    references = {c: [it.answer for it in items] for c, items in world._with_teacher_answers(ledger, 0).items()}
+    second = world.probe(student, ledger, 1)
+    # The teacher answered once: the second probe charges only the student's work again.
+    assert sum(e.tokens for e in ledger.entries) - charged < charged
+    assert first.scores == second.scores and all(0 < v <= 100 for v in first.scores.values())
+    assert all(refs for refs in references.values())
+    # Training draws never reuse a probe prompt's seed range, and the filter sees every probe.
+    hashes = world.evaluation_hashes()
+    assert {prompt_hash(it.prompt) for items in world.suite.values() for it in items} <= hashes
+    assert world.draw("math", "medium", 2**62 + 5) == world.draw("math", "medium", 2**62 + 5)
+
+
+def test_missing_models_are_config_errors(card):
+    from read_distill.backends.hf_world import make_world
+
+    config = Config.model_validate({"world": {"kind": "hf"}, "task": {"card": card}})
+    with pytest.raises(ConfigError, match=r"world\.teacher: required for world\.kind=hf"):
+        make_world(config)
+    with pytest.raises(ConfigError, match="world.template_dir"):
+        make_world(Config.model_validate({"world": {"kind": "hf", "teacher": "t", "student": "s", "template_dir": "/nonexistent"}}))
