@@ -47,17 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list runs and their status")
     ls.add_argument("root", nargs="?", type=Path, default=Path("runs"))
 
-    world = sub.add_parser("world", help="the embedded micro-world")
-    wsub = world.add_subparsers(dest="world_command", required=True)
-    wb = wsub.add_parser("build", help="build tokenizer, teacher and student")
-    wb.add_argument("--size", choices=["default", "tiny"], default="default")
-    wb.add_argument("--seed", type=int, default=0)
-    wb.add_argument("--out", type=Path, help="output directory (default: the shipped/cached location)")
-    wb.add_argument("--quiet", action="store_true")
-    wi = wsub.add_parser("info", help="print the world manifest")
-    wi.add_argument("--size", choices=["default", "tiny"], default="default")
-    wi.add_argument("--dir", type=Path, help="a built world directory")
-    wi.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    world = sub.add_parser("world", help="the embedded micro-world: build | info [--json]", add_help=False)
+    world.add_argument("args", nargs=argparse.REMAINDER, help="see `read-distill world --help`")
     return p
 
 
@@ -121,15 +112,10 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _world(args: argparse.Namespace) -> int:
-    from read_distill.world import build
+    from read_distill.world.build import main as world_main
 
-    if args.world_command == "build":
-        manifest = build.build_world(args.out or build.shipped_world_dir(args.size), args.size, seed=args.seed, progress=not args.quiet)
-        print(json.dumps({k: manifest[k] for k in ("teacher", "student") if k in manifest}, indent=1))
-        return 0
-    manifest = build.load_manifest(args.dir or build.shipped_world_dir(args.size))
-    print(json.dumps(manifest, indent=1) if args.json else build.format_manifest(manifest))
-    return 0
+    rest = args.args[1:] if args.args[:1] == ["--"] else args.args
+    return world_main(rest)
 
 
 COMMANDS = {"run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world}
@@ -137,6 +123,10 @@ COMMANDS = {"run": _run, "validate": _validate, "compare": _compare, "report": _
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``read-distill`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["world"]:
+        # `world` has its own parser (in world/build.py); hand it everything after the word.
+        argv = ["world", "--", *argv[1:]]
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
