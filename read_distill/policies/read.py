@@ -3,36 +3,60 @@
 Each round the policy refits a reward model on everything it has seen and plays
 argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
 
-* **Reward model.** J two-layer MLPs (tanh, ``hidden`` units) with a linear skip
-  connection, each trained with Adam on a bootstrap resample of the buffer to predict R
-  from features of [x ; w]. With 5-20 data points the skip term carries most of the
-  fit (R is close to linear in w within a round: the spend on each capability moves
-  the profile roughly in proportion) and the hidden layer adds the curvature (saturation,
-  spillover's max(0, .)). Features are [x ; w ; w * (1 - s) ; prior]: the third block is the
-  share spent on each capability times its headroom, so the model can learn diminishing
-  returns that a plain [x ; w] input would need many rounds to find. Inputs and targets
-  are standardised on the buffer; context features are shrunk (``_CONTEXT_SCALE``) so
-  that, under the weight penalty, the model explains reward by the allocation before it
-  explains it by the slowly drifting context it has barely seen vary.
-* **Uncertainty.** sigma = standard deviation across the ensemble (bootstrap resample,
-  random init, and a random anchor per member for its skip weights).
+* **What the model predicts.** The reward R = r . ds - beta * Spill - lambda * cost is a
+  *known* function of the per-capability score change ds of the round (SPEC §6). So
+  each ensemble member predicts the vector ds (one output per capability the reward
+  reads: r_c > 0) from [x ; w], and R follows from the formula. A round then gives one
+  observation per needed capability instead of one scalar, and the model can tell
+  *which* capability moved: that is what separates "math data raises math" from "the
+  mix raised something". The cost term is the same for every candidate of a round
+  (the round's quota is fixed), so it does not enter the argmax. The ds of round t is
+  read from consecutive contexts (s_{t+1} - s_t), so it needs no extra runner data.
+* **Members.** Each member is a two-layer MLP (``hidden`` tanh units) with a linear skip
+  on [w ; w * u] (u = 1 - b/B, the budget spent: the per-share effect drifts as returns
+  diminish); its first layer is drawn at random and fixed, and its output layer (skip
+  and hidden weights) is the exact Bayesian posterior solution under its prior and the
+  noise covariance below, fitted on a bootstrap resample of the (whitened) history with
+  a randomly drawn prior anchor ("randomised prior functions"). Exact solutions are
+  cheap (tens of small linear solves per round), deterministic and do not depend on an
+  optimiser's step count. The hidden units are taken as differences
+  tanh(W [w; x]) - tanh(W [0; x]) so that spending nothing predicts no change, a
+  structural fact of training.
+* **Prior.** The skip weight of w_i on capability c is "training on c raises c": its
+  prior mean is a pooled estimate m of the per-share self-gain (shared by all needed
+  capabilities, estimated from all of them at once, so it is precise long before any
+  single capability's is), its prior std is sqrt(m^2 + se(m)^2); cross-capability
+  transfer and the drift and hidden terms have smaller prior scales (``_OFF``,
+  ``_DRIFT``, ``_HIDDEN``). This is what identifies a capability's own value from rounds
+  that trained a mixture: a change of s_c is attributed to the share spent on c unless
+  the data say otherwise.
+* **Pilots (optional profiling budget).** A pilot reports one scalar reward, scaled up
+  from a fraction of a round's spend (so its noise is scaled up too); the one-hot pilots
+  on the top-k of r only replace the round-0 warm-up (their best one-hot is played
+  first), and the model is then fitted on the run's own rounds.
+* **Noise.** A probe interval of width W (95 %) is a score noise of W / 3.92 per
+  capability. ds_t = s_{t+1} - s_t shares the probe s_{t+1} with ds_{t+1}, with opposite
+  signs, so the noise covariance over the buffer is sigma_c^2 (2 on the diagonal, -1 next
+  to it) plus ``_PROCESS_NOISE`` sigma_c^2 of independent training noise. Fitting with it
+  is fitting the profile trajectory: k rounds of one allocation pin its value down with
+  noise ~ sigma / k, not sigma / sqrt(k). The posterior (and so sigma of the ensemble, and
+  the UCB bonus) therefore scales with the measured signal-to-noise of the probes.
+* **Candidates.** The runner's A(tau, w_prev) plus, because a model of ds can value any
+  allocation, r itself, the one-hots on every capability with r_c > 0 (not only the
+  top-k: a task that needs five capabilities gets actions on all five) and the
+  half-way mixtures between r and each of them and between r and w_prev.
+* **Warm-up.** The first round plays r (task-static): with the prior above it identifies
+  every needed capability's self-gain at once, and it is the best allocation known
+  before any data. One-hot warm-ups on weak capabilities cost a whole round each.
 * **Exploration.** kappa starts at ``config.kappa`` and is multiplied by
   ``config.kappa_decay`` whenever a dev checkpoint shows no improvement; the bonus is
   further scaled by the remaining budget fraction b/B, because information bought late
   has few rounds left to pay off.
-* **Warm-up.** The warm-up is designed, not random: while fewer than ``warmup_rounds``
-  rounds have been played, the policy first plays the one-hots on the top-k
-  capabilities of r (each identifies one capability's value, the coefficient a reward
-  model that is near-linear in w needs most) and then UCB. One-hots already covered by
-  pre-training pilots are skipped.
-* **Prior.** A last feature r . (w * (1 - s)) (requirement-weighted headroom spent on)
-  has a larger prior scale and a positive prior mean: before data, the top capabilities
-  of r rank first, and data must outweigh that to move the policy elsewhere.
-* **Noise.** The probe intervals give the reward noise, and consecutive rewards share a
-  probe (their noise telescopes); the fit uses that covariance (see ``_noise``).
 * **Calibration.** Raw rewards are kept; at each dev checkpoint an affine map from
-  cumulative proxy reward to dev-utility gain is fitted and applied to *all* buffered
-  rewards (the reference code rescaled only future rewards, mixing two scales).
+  cumulative proxy reward to dev-utility gain is fitted (``calibrated_rewards`` applies
+  it to the whole buffer; the reference code rescaled only future rewards, mixing two
+  scales). The model predicts proxy rewards from ds, and the positive slope multiplies
+  mu and sigma alike, so it rescales the reported values without changing the choice.
 * **Determinism.** The state is the buffer, kappa and the calibration map; the models
   are refitted from it with the rng of the round, so a resumed run chooses exactly as an
   uninterrupted one.
@@ -45,134 +69,76 @@ from typing import Any
 import numpy as np
 
 from read_distill.config import PolicyConfig
-from read_distill.policies.base import Pilot
+from read_distill.policies.base import Pilot, normalise
+from read_distill.rewards import essential
 from read_distill.types import Allocation, Context
 
-#: Multiplier on standardised context features (see the module docstring).
-_CONTEXT_SCALE = 0.3
-#: Multiplier on the standardised prior feature r . (w * (1 - s)) and the prior mean of its
-#: skip weight: before data, reward is expected to grow with requirement-weighted
-#: headroom spent on, which ranks the top capabilities of r first.
-_PRIOR_SCALE = 2.0
-_PRIOR_ANCHOR = 0.5
-#: Spread of each member's random anchor around the prior mean of its skip weights.
-_ANCHOR_STD = 0.3
-#: Probe noise (per probe, requirement-weighted) in target-std units, clipped to this
-#: range; the default when probes report no intervals.
-_NOISE_RANGE = (0.2, 1.5)
-_DEFAULT_NOISE = 0.35
+#: Prior std of cross-capability transfer, of the drift term and of the hidden layer's
+#: total contribution, relative to the prior std of a capability's self-gain.
+_OFF = 0.3
+_DRIFT = 1.0
+_HIDDEN = 0.3
 #: Variance of per-round training noise, in units of the probe noise variance.
 _PROCESS_NOISE = 0.25
-#: Adam steps per refit, learning rate, and L2 weights of the hidden and skip layers.
-_STEPS = 150
-_LEARNING_RATE = 0.03
-_L2_HIDDEN = 1.0
-_L2_LINEAR = 1.0
+#: Probe noise (points) assumed when the probes report no intervals, and its floor.
+_DEFAULT_NOISE = 1.0
+_MIN_NOISE = 0.05
+#: Reward weights of the spillover term (SPEC §6 defaults).
+_BETA = 0.5
+#: Scale of the random first-layer weights of the hidden units.
+_INPUT_SCALE = 1.5
 
 
-class RewardEnsemble:
-    """J two-layer MLPs with a linear skip, trained jointly (batched over members) by Adam.
+class DeltaEnsemble:
+    """J members predicting the per-capability score change ds from [x ; w].
 
-    Member j minimises the bootstrap-weighted Gaussian negative log-likelihood of the
-    residuals under the reward-noise covariance, plus a weight penalty that pulls its
-    skip weights toward its own random anchor (a randomised prior) and its hidden weights
-    toward zero. Features and targets are standardised on the buffer and the noise is
-    expressed in target-std units, so the data outweigh the prior only once there are
-    enough of them for the noise level.
-    ``predict`` returns each member's prediction in reward units, shape (J, M).
+    ``fit`` solves each member's output layer exactly (Gaussian likelihood with the
+    noise covariance of each capability, Gaussian prior around a random anchor, a
+    bootstrap resample of the whitened rows); ``predict`` returns ds for every member,
+    candidate and output capability, shape (J, M, C_out), in score points.
     """
 
-    def __init__(self, members: int, hidden: int):
+    def __init__(self, members: int, hidden: int, n_cap: int, outputs: list[int]):
         self.members = members
         self.hidden = hidden
+        self.n_cap = n_cap
+        self.outputs = outputs
 
-    def fit(
-        self,
-        features: np.ndarray,
-        targets: np.ndarray,
-        rng: np.random.Generator,
-        column_scale: np.ndarray,
-        anchor_mean: np.ndarray,
-        noise_shape: np.ndarray,
-        noise_std: float | None,
-        hidden_columns: np.ndarray,
-    ) -> None:
-        """Fit every member on its own bootstrap resample of (features, targets).
+    def _phi(self, w: np.ndarray, z: np.ndarray, spent: np.ndarray) -> np.ndarray:
+        """Features (J, N, d): [w ; w * u ; tanh(W[w; z]) - tanh(W[0; z])] per member."""
+        n = w.shape[0]
+        pre_ctx = z @ self._w_ctx + self._b  # (N, J*H)
+        hid = np.tanh(w @ self._w_alloc + pre_ctx) - np.tanh(pre_ctx)
+        hid = hid.reshape(n, self.members, self.hidden).transpose(1, 0, 2)
+        lin = np.hstack([w, w * spent[:, None]])
+        return np.concatenate([np.broadcast_to(lin, (self.members, *lin.shape)), hid], axis=2)
 
-        ``column_scale`` multiplies each standardised feature (its prior scale under the
-        penalty); ``anchor_mean`` is the prior mean of each skip weight. The reward noise
-        has covariance ``noise_std**2 * noise_shape`` (reward units; ``None``: unknown).
-        The hidden layer sees only ``hidden_columns`` (the skip layer sees every feature).
-        """
-        n, d = features.shape
-        self._x_mean = features.mean(axis=0)
-        std = features.std(axis=0)
-        # Features constant on the buffer carry no information; zero them out rather than
-        # divide by ~0 (a new value at prediction time then has no effect either).
-        self._x_scale = np.where(std > 1e-9, column_scale / np.where(std > 1e-9, std, 1.0), 0.0)
-        self._y_mean = float(targets.mean())
-        y_std = float(targets.std())
-        self._y_std = y_std if y_std > 1e-12 else 1.0
-        x = (features - self._x_mean) * self._x_scale
-        y = (targets - self._y_mean) / self._y_std
-        self._hidden_columns = hidden_columns
-        xh = x[:, hidden_columns]
-        dh = xh.shape[1]
-
+    def fit(self, w, z, spent, y, noise_shape, sigma, prior_mean, prior_std, rng: np.random.Generator) -> None:
+        """``y`` (N, C_out) score changes; ``sigma`` (C_out,) probe noise per output;
+        ``prior_mean``/``prior_std`` (C_out, d)."""
+        n, dz = z.shape
         j, h = self.members, self.hidden
-        # The data term is the Gaussian log-likelihood resid' P resid with the precision P
-        # of the reward noise (in target-std units). Its whitened rows z = L' resid
-        # (P = L L') are independent, so the bootstrap resamples those: member j weighs
-        # row k by its multinomial count c_jk, i.e. uses P_j = L diag(c_j) L'.
-        sigma = _DEFAULT_NOISE if noise_std is None or y_std <= 1e-12 else float(np.clip(noise_std / y_std, *_NOISE_RANGE))
-        precision = np.linalg.inv(noise_shape) / sigma**2
+        scale = _INPUT_SCALE / np.sqrt(self.n_cap + dz)
+        self._w_alloc = rng.normal(0.0, scale, size=(self.n_cap, j * h))
+        self._w_ctx = rng.normal(0.0, scale, size=(dz, j * h))
+        self._b = rng.normal(0.0, 0.5, size=j * h)
+        phi = self._phi(w, z, spent)  # (J, N, d)
+        d = phi.shape[2]
+        chol = np.linalg.cholesky(np.linalg.inv(noise_shape))  # P = L L'
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=j).astype(float)  # (J, N)
-        chol = np.linalg.cholesky(precision)
-        data_weight = 2.0 * np.einsum("nk,jk,mk->jnm", chol, counts, chol)  # (J, N, N)
-        # One flat parameter vector with named views, so Adam is a handful of array ops.
-        sizes = {"w1": dh * j * h, "b1": j * h, "w2": j * h, "b2": j, "u": j * d}
-        theta = np.zeros(sum(sizes.values()))
-        grad = np.zeros_like(theta)
-        views, gviews, offset = {}, {}, 0
-        shapes = {"w1": (dh, j * h), "b1": (j * h,), "w2": (j, h), "b2": (j,), "u": (j, d)}
-        for k, size in sizes.items():
-            views[k] = theta[offset : offset + size].reshape(shapes[k])
-            gviews[k] = grad[offset : offset + size].reshape(shapes[k])
-            offset += size
-        views["w1"][...] = rng.normal(0.0, 1.0 / np.sqrt(max(dh, 1)), size=(dh, j * h))
-        views["b1"][...] = rng.normal(0.0, 0.1, size=j * h)
-        views["w2"][...] = rng.normal(0.0, 0.1 / np.sqrt(h), size=(j, h))
-        anchor = anchor_mean[None, :] + rng.normal(0.0, _ANCHOR_STD, size=(j, d))
-        views["u"][...] = anchor
-        w1, b1, w2, b2, u = (views[k] for k in ("w1", "b1", "w2", "b2", "u"))
-        first, second = np.zeros_like(theta), np.zeros_like(theta)
-        beta1, beta2, eps = 0.9, 0.999, 1e-8
-        for step in range(1, _STEPS + 1):
-            hid = np.tanh(xh @ w1 + b1).reshape(n, j, h)
-            out = (hid * w2).sum(axis=2) + x @ u.T + b2  # (N, J)
-            err = np.einsum("jnm,mj->nj", data_weight, out - y[:, None])
-            dpre = (err[:, :, None] * w2) * (1.0 - hid**2)
-            dpre2 = dpre.reshape(n, j * h)
-            gviews["w1"][...] = xh.T @ dpre2 + 2 * _L2_HIDDEN * w1
-            gviews["b1"][...] = dpre2.sum(axis=0)
-            gviews["w2"][...] = (hid * err[:, :, None]).sum(axis=0) + 2 * _L2_HIDDEN * w2
-            gviews["b2"][...] = err.sum(axis=0)
-            gviews["u"][...] = err.T @ x + 2 * _L2_LINEAR * (u - anchor)
-            first *= beta1
-            first += (1 - beta1) * grad
-            second *= beta2
-            second += (1 - beta2) * grad * grad
-            theta -= (_LEARNING_RATE / (1 - beta1**step)) * first / (np.sqrt(second / (1 - beta2**step)) + eps)
-        self._params = (w1, b1, w2, b2, u)
+        anchors = prior_mean[None] + prior_std[None] * rng.standard_normal((j, *prior_mean.shape))
+        zphi = np.einsum("nk,jnd->jkd", chol, phi)  # whitened rows L' Phi
+        zy = chol.T @ y  # (N, C_out)
+        gram = np.einsum("jkd,jk,jke->jde", zphi, counts, zphi)  # (J, d, d)
+        cross = np.einsum("jkd,jk,kc->jcd", zphi, counts, zy)  # (J, C_out, d)
+        precision_prior = 1.0 / prior_std**2  # (C_out, d)
+        lhs = gram[:, None] / sigma[None, :, None, None] ** 2 + np.einsum("cd,de->cde", precision_prior, np.eye(d))[None]
+        rhs = cross / sigma[None, :, None] ** 2 + anchors * precision_prior[None]
+        self._theta = np.linalg.solve(lhs, rhs[..., None])[..., 0]  # (J, C_out, d)
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """Every member's prediction for each row of ``features``: shape (J, M)."""
-        w1, b1, w2, b2, u = self._params
-        j, h = w2.shape
-        x = (features - self._x_mean) * self._x_scale
-        hid = np.tanh(x[:, self._hidden_columns] @ w1 + b1).reshape(x.shape[0], j, h)
-        out = (hid * w2).sum(axis=2) + x @ u.T + b2
-        return out.T * self._y_std + self._y_mean
+    def predict(self, w: np.ndarray, z: np.ndarray, spent: np.ndarray) -> np.ndarray:
+        phi = self._phi(w, z, spent)  # (J, M, d)
+        return np.einsum("jmd,jcd->jmc", phi, self._theta)
 
 
 class ReadPolicy:
@@ -197,70 +163,83 @@ class ReadPolicy:
     def _rounds_seen(self) -> int:
         return sum(1 for h in self.history if not h["pilot"])
 
-    def _features(self, context: Context, allocations: np.ndarray, pilot: bool) -> np.ndarray:
-        """Rows of [x ; pilot ; w ; w * (1 - s) ; r . (w * (1 - s))] for M allocations."""
-        x = np.asarray(context.vector(), dtype=float)
-        headroom = 1.0 - np.asarray(context.profile_frac, dtype=float)
-        m = allocations.shape[0]
-        ctx = np.broadcast_to(np.append(x, float(pilot)), (m, x.size + 1))
-        spent_headroom = allocations * headroom
-        prior = spent_headroom @ np.asarray(self.requirement)
-        return np.hstack([ctx, allocations, spent_headroom, prior[:, None]])
+    def _needed(self) -> list[int]:
+        """Capabilities the reward reads: r_c > 0 (the gain; the spillover's top-k of r are among them)."""
+        return [i for i, r in enumerate(self.requirement) if r > 0]
 
-    def _noise(self) -> tuple[np.ndarray, float | None]:
-        """Shape and scale of the reward noise covariance over the buffer.
+    def _noise_shape(self, n: int) -> np.ndarray:
+        """Covariance shape of the ds noise of n consecutive rounds (see the docstring)."""
+        shape = np.eye(n) * (2.0 + _PROCESS_NOISE)
+        idx = np.arange(n - 1)
+        shape[idx, idx + 1] = shape[idx + 1, idx] = -1.0
+        return shape
 
-        A probe interval of width W (95 %) means a score noise of W / 3.92, so the
-        requirement-weighted probe noise is sigma = sqrt(sum_c r_c^2 sigma_c^2) (times the
-        calibration slope). R_t = r . (s_{t+1} - s_t) - ... shares the probe s_{t+1} with
-        R_{t+1}, with opposite signs: consecutive rounds' noise is (e_{t+1} - e_t), which
-        telescopes. Its covariance is sigma^2 (2 on the diagonal, -1 next to it), plus
-        ``_PROCESS_NOISE`` sigma^2 of independent training noise per round; pilots are
-        independent draws. Fitting with this covariance is fitting the profile
-        trajectory rather than its noisy differences: a run of k rounds with the same
-        allocation pins its value down with noise ~ sigma / k instead of sigma / sqrt(k).
-        """
-        online = [i for i, h in enumerate(self.history) if not h["pilot"]]
-        n = len(self.history)
-        shape = np.eye(n) * 2.0
-        for a, b in zip(online, online[1:]):
-            shape[a, b] = shape[b, a] = -1.0
-        shape[online, online] += _PROCESS_NOISE
-        widths = [Context.from_json(self.history[i]["context"]).profile_width_frac for i in online]
-        widths = [w for w in widths if len(w) == len(self.requirement) and any(w)]
+    def _probe_noise(self, contexts: list[Context]) -> np.ndarray:
+        """Probe noise std per capability in points: mean interval width / 3.92."""
+        widths = [c.profile_width_frac for c in contexts if len(c.profile_width_frac) == len(self.requirement) and any(c.profile_width_frac)]
         if not widths:
-            return shape, None
-        sigma_c = 100.0 * np.mean(widths, axis=0) / 3.92
-        sigma = float(np.sqrt(np.sum((np.asarray(self.requirement) * sigma_c) ** 2)))
-        return shape, sigma * self.calibration["slope"]
+            return np.full(len(self.requirement), _DEFAULT_NOISE)
+        return np.maximum(100.0 * np.mean(widths, axis=0) / 3.92, _MIN_NOISE)
+
+    def _pilot_means(self) -> dict[int, float]:
+        """Self-gain estimates from one-hot pilots, reward / r_c (all credit to c); they
+        only pick the first round (see the module docstring)."""
+        means: dict[int, list[float]] = {}
+        for h in self.history:
+            if not h["pilot"]:
+                continue
+            w = np.asarray(h["allocation"], dtype=float)
+            c = int(np.argmax(w))
+            if w[c] >= 1.0 - 1e-9 and self.requirement[c] > 0:
+                means.setdefault(c, []).append(h["reward"] / self.requirement[c])
+        return {c: float(np.mean(v)) for c, v in means.items()}
+
+    @staticmethod
+    def _ctx_input(context: Context) -> np.ndarray:
+        """What the hidden units see of the context besides w: s/100 and b/B."""
+        return np.append(np.asarray(context.profile_frac, dtype=float), float(context.remaining_frac))
+
+    def _fit(self, context: Context, rng: np.random.Generator) -> DeltaEnsemble | None:
+        """Refit the ensemble on every online round (its ds read from the next context)."""
+        online = [h for h in self.history if not h["pilot"]]
+        if not online:
+            return None
+        contexts = [Context.from_json(h["context"]) for h in online]
+        profiles = np.asarray([c.profile_frac for c in contexts] + [context.profile_frac], dtype=float) * 100.0
+        out = self._needed()
+        y = np.diff(profiles, axis=0)[:, out]  # (N, C_out)
+        w = np.asarray([h["allocation"] for h in online], dtype=float)
+        z = np.vstack([self._ctx_input(c) for c in contexts])
+        spent = np.asarray([1.0 - c.remaining_frac for c in contexts])
+        n, n_cap = len(online), len(self.capabilities)
+        shape = self._noise_shape(n)
+        sigma = self._probe_noise(contexts + [context])[out]
+        # Pooled GLS estimate of the self-gain per unit share, over all needed capabilities.
+        precision = np.linalg.inv(shape)
+        num = sum(w[:, c] @ precision @ y[:, k] / sigma[k] ** 2 for k, c in enumerate(out))
+        den = sum(w[:, c] @ precision @ w[:, c] / sigma[k] ** 2 for k, c in enumerate(out))
+        m = float(num / den) if den > 1e-12 else 0.0
+        se2 = 1.0 / den if den > 1e-12 else float(np.mean(sigma**2))
+        m = max(m, 0.0)
+        g = float(np.sqrt(m**2 + se2))
+        model = DeltaEnsemble(self.config.ensemble_size, self.config.hidden, n_cap, out)
+        d = 2 * n_cap + self.config.hidden
+        prior_mean = np.zeros((len(out), d))
+        prior_std = np.empty((len(out), d))
+        for k, c in enumerate(out):
+            prior_std[k, :n_cap] = _OFF * g
+            prior_std[k, n_cap : 2 * n_cap] = _DRIFT * _OFF * g
+            prior_std[k, c] = g
+            prior_std[k, n_cap + c] = _DRIFT * g
+            prior_std[k, 2 * n_cap :] = _HIDDEN * g / np.sqrt(self.config.hidden)
+            prior_mean[k, c] = m
+        model.fit(w, z, spent, y, shape, sigma, prior_mean, prior_std, rng)
+        return model
 
     def calibrated_rewards(self) -> np.ndarray:
         """Every buffered reward under the current calibration map."""
         raw = np.asarray([h["reward"] for h in self.history], dtype=float)
         return self.calibration["slope"] * raw + self.calibration["offset"]
-
-    def _fit(self, rng: np.random.Generator) -> RewardEnsemble | None:
-        if len(self.history) < 2:
-            return None
-        rows = [
-            self._features(Context.from_json(h["context"]), np.asarray([h["allocation"]], dtype=float), h["pilot"])
-            for h in self.history
-        ]
-        features = np.vstack(rows)
-        d, n_cap = features.shape[1], len(self.capabilities)
-        column_scale = np.ones(d)
-        column_scale[: d - 2 * n_cap - 1] = _CONTEXT_SCALE
-        column_scale[-1] = _PRIOR_SCALE
-        anchor_mean = np.zeros(d)
-        anchor_mean[-1] = _PRIOR_ANCHOR
-        targets = self.calibrated_rewards()
-        model = RewardEnsemble(self.config.ensemble_size, self.config.hidden)
-        # The hidden layer sees what interacts with the allocation: b/B, w, w * (1 - s) and
-        # the prior feature; the skip layer sees the whole context too.
-        remaining_column = len(self.capabilities) * 2
-        hidden_columns = np.r_[remaining_column, d - 2 * n_cap - 1 : d]
-        model.fit(features, targets, rng, column_scale, anchor_mean, *self._noise(), hidden_columns)
-        return model
 
     # -- the Protocol -----------------------------------------------------------------
 
@@ -275,7 +254,7 @@ class ReadPolicy:
             )
 
     def _designed(self, actions: list[Allocation]) -> list[Allocation]:
-        """The one-hots on the top-k capabilities of r that are among ``actions``."""
+        """The one-hots on the top-k capabilities of r that are among ``actions`` (pilots)."""
         n = len(self.capabilities)
         order = sorted(range(n), key=lambda i: (-self.requirement[i], i))
         top = [i for i in order[: self.config.top_k] if self.requirement[i] > 0]
@@ -283,32 +262,58 @@ class ReadPolicy:
         available = {tuple(float(v) for v in a) for a in actions}
         return [w for w in wanted if w in available]
 
-    def _scores(self, context: Context, actions: list[Allocation], rng: np.random.Generator):
-        model = self._fit(rng)
-        if model is None:
-            return None
-        candidates = np.asarray(actions, dtype=float)
-        predictions = model.predict(self._features(context, candidates, pilot=False))
-        return predictions.mean(axis=0), predictions.std(axis=0)
+    def _candidates(self, context: Context, actions: list[Allocation]) -> list[Allocation]:
+        """``actions`` plus r, one-hots on every needed capability and mixtures toward r."""
+        n = len(self.capabilities)
+        r = np.asarray(self.requirement, dtype=float)
+        extra = [normalise(r)]
+        for c in self._needed():
+            e = np.eye(n)[c]
+            extra += [normalise(e), normalise(0.5 * e + 0.5 * r / r.sum())]
+        prev = np.asarray(context.last_allocation, dtype=float)
+        if prev.sum() > 0:
+            extra.append(normalise(0.5 * prev / prev.sum() + 0.5 * r / r.sum()))
+        seen: set[Allocation] = set()
+        out = []
+        for a in [tuple(float(v) for v in a) for a in actions] + extra:
+            if a not in seen:
+                seen.add(a)
+                out.append(a)
+        return out
+
+    def _rewards(self, delta: np.ndarray) -> np.ndarray:
+        """Proxy reward (calibrated scale) of predicted ds (..., C_out): r.ds - beta Spill."""
+        out = self._needed()
+        r = np.asarray(self.requirement)[out]
+        ess = set(essential(self.requirement, self.config.top_k))
+        mask = np.asarray([c in ess for c in out], dtype=float)
+        raw = delta @ r - _BETA * (np.maximum(0.0, -delta) * (r * mask)).sum(axis=-1)
+        return self.calibration["slope"] * raw
 
     def select(self, context: Context, actions: list[Allocation], rng: np.random.Generator) -> Allocation:
-        """Designed warm-up for the first rounds, then UCB over ``actions``."""
+        """Round 0 plays r (designed warm-up), then UCB over the candidates."""
         if not actions:
             raise ValueError("read: the candidate action set is empty")
         kappa = self.kappa * float(context.remaining_frac)
         warmup = self._rounds_seen() < self.config.warmup_rounds
-        if warmup:
-            tried = {tuple(h["allocation"]) for h in self.history}
-            untried = [a for a in self._designed(actions) if tuple(float(v) for v in a) not in tried]
-            if untried:
-                self.info = {"warmup": True, "designed": True, "kappa": kappa, "n_actions": len(actions)}
-                return untried[0]
-        scores = self._scores(context, actions, rng)
-        if scores is None:
-            choice = actions[int(rng.integers(len(actions)))]
-            self.info = {"warmup": warmup, "designed": False, "kappa": kappa, "n_actions": len(actions)}
+        candidates = self._candidates(context, actions)
+        model = self._fit(context, rng)
+        if model is None and not self._pilot_means():
+            choice = normalise(self.requirement)
+            self.info = {"warmup": True, "designed": True, "kappa": kappa, "n_actions": len(candidates)}
             return choice
-        mu, sigma = scores
+        cand = np.asarray(candidates, dtype=float)
+        if model is None:
+            # Pilots only: rank by the pilots' one-hot values r . (self-gain prior).
+            means = self._pilot_means()
+            values = np.asarray([sum(self.requirement[c] * a[c] * v for c, v in means.items()) for a in cand])
+            mu, sigma = values, np.zeros_like(values)
+        else:
+            m = cand.shape[0]
+            z = np.broadcast_to(self._ctx_input(context), (m, len(self.capabilities) + 1))
+            spent = np.full(m, 1.0 - float(context.remaining_frac))
+            values = self._rewards(model.predict(cand, z, spent))  # (J, M)
+            mu, sigma = values.mean(axis=0), values.std(axis=0)
         best = int(np.argmax(mu + kappa * sigma))
         self.info = {
             "warmup": warmup,
@@ -316,9 +321,9 @@ class ReadPolicy:
             "mu": float(mu[best]),
             "sigma": float(sigma[best]),
             "kappa": kappa,
-            "n_actions": len(actions),
+            "n_actions": len(candidates),
         }
-        return actions[best]
+        return candidates[best]
 
     def update(self, context: Context, allocation: Allocation, reward: float) -> None:
         """Buffer the round's (context, allocation, raw reward)."""
