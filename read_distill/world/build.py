@@ -1,0 +1,349 @@
+"""Build the embedded micro-world: tokenizer, teacher, student base and a manifest.
+
+``build_world(out_dir, size)`` writes ``out_dir/{tokenizer/, teacher/, student/,
+manifest.json}`` deterministically from ``seed``. The ``default`` world (minutes to
+build on 2 cores) is shipped inside the package (``shipped_world_dir("default")``);
+``world build`` reproduces it. The ``tiny`` world (seconds) is built on demand into a
+cache directory keyed by seed and serves the test suite.
+
+Command line (the CLI delegates here)::
+
+    python -m read_distill.world.build build [--size default|tiny] [--seed 0] [--out DIR]
+    python -m read_distill.world.build info [--size default] [--dir DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from read_distill.types import CAPABILITIES
+from read_distill.world import COMPOSITE_TASKS, GENERATORS, TASK_GENERATORS, reference_completion, split_items, split_seed
+
+MANIFEST = "manifest.json"
+PACKAGE_ARTEFACTS = Path(__file__).parent / "artefacts"
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything that decides a world build (besides the seed)."""
+
+    vocab_size: int
+    teacher: dict[str, int]
+    student: dict[str, int]
+    teacher_label_tokens: int
+    student_label_tokens: int
+    teacher_lr: float
+    student_lr: float
+    batch_size: int
+    #: share of composite-task items in the training mixtures
+    composite_frac: float
+    #: difficulty mixture of the training mixtures
+    difficulty_probs: tuple[float, float, float]
+    #: per-capability weight in the teacher's mixture (default 1): slow-to-learn skills get more
+    teacher_weights: dict[str, float] = field(default_factory=dict)
+    #: per-capability weight in the student's short general pretraining (default 1)
+    student_weights: dict[str, float] = field(default_factory=dict)
+    #: a second teacher stage (warm start, fresh optimizer) that stresses the slow in-context
+    #: skills (retrieval, chains) while replaying the rest; 0 = none
+    teacher_stage2_label_tokens: int = 0
+    teacher_stage2_lr: float = 2e-3
+    teacher_stage2_weights: dict[str, float] = field(default_factory=dict)
+    #: per-composite weights in stage 2 (default 1)
+    teacher_stage2_composite_weights: dict[str, float] = field(default_factory=dict)
+    eval_items: int = 100
+    tokenizer_items: int = 60
+    #: cap on generated tokens when measuring (None: the per-capability default)
+    eval_max_new_tokens: int | None = None
+
+
+SPECS: dict[str, WorldSpec] = {
+    "default": WorldSpec(
+        vocab_size=1024,
+        teacher={"hidden": 128, "layers": 3, "heads": 4, "intermediate": 384},
+        student={"hidden": 64, "layers": 2, "heads": 4, "intermediate": 192},
+        teacher_label_tokens=5_000_000,
+        student_label_tokens=900_000,
+        teacher_lr=3e-3,
+        student_lr=2e-3,
+        batch_size=32,
+        composite_frac=0.25,
+        difficulty_probs=(0.3, 0.45, 0.25),
+        teacher_weights={"general_knowledge": 0.6, "multilingual": 0.8, "tool_use": 0.8, "math": 1.6,
+                         "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
+        teacher_stage2_label_tokens=800_000,
+        teacher_stage2_lr=2e-3,
+        teacher_stage2_weights={"general_knowledge": 0.3, "multilingual": 0.3, "tool_use": 0.3, "math": 0.5,
+                                "code": 0.5, "steerability": 1.0, "reasoning": 3.0, "long_context": 3.0},
+        teacher_stage2_composite_weights={"long_math": 3.0, "lc_vel": 3.0, "reasoning_json": 3.0,
+                                          "tool_math": 1.0, "kb_vel": 0.3, "kb_tool": 0.3},
+        student_weights={"general_knowledge": 0.2, "multilingual": 0.6, "tool_use": 1.0, "steerability": 1.2,
+                         "reasoning": 1.5},
+        eval_items=100,
+    ),
+    "tiny": WorldSpec(
+        vocab_size=512,
+        teacher={"hidden": 48, "layers": 1, "heads": 2, "intermediate": 96},
+        student={"hidden": 32, "layers": 1, "heads": 2, "intermediate": 64},
+        teacher_label_tokens=12_000,
+        student_label_tokens=3_000,
+        teacher_lr=3e-3,
+        student_lr=3e-3,
+        batch_size=16,
+        composite_frac=0.25,
+        difficulty_probs=(0.3, 0.45, 0.25),
+        eval_items=6,
+        tokenizer_items=12,
+        eval_max_new_tokens=12,
+    ),
+}
+
+
+def mixture_source(
+    seed: int,
+    spec: WorldSpec,
+    weights: dict[str, float] | None = None,
+    signal: str = "cot",
+    composite_weights: dict[str, float] | None = None,
+):
+    """The general training mixture as a pair source: index -> (prompt, reference completion).
+
+    Capabilities are drawn by ``weights`` (uniform by default), composites with
+    ``spec.composite_frac``, difficulties by ``spec.difficulty_probs``; all from the seed.
+    """
+    caps = list(CAPABILITIES)
+    w = [float((weights or {}).get(c, 1.0)) for c in caps]
+    comps = list(COMPOSITE_TASKS)
+    cw = [float((composite_weights or {}).get(t, 1.0)) for t in comps]
+
+    def source(i: int) -> tuple[str, str]:
+        rng = random.Random(f"mix:{seed}:{i}")
+        d = rng.choices(("easy", "medium", "hard"), weights=spec.difficulty_probs)[0]
+        item_seed = split_seed("train", i, seed)
+        if rng.random() < spec.composite_frac:
+            name = rng.choice(comps) if composite_weights is None else rng.choices(comps, weights=cw)[0]
+            it = TASK_GENERATORS[name].generate(item_seed, d)
+        else:
+            it = GENERATORS[rng.choices(caps, weights=w)[0]].generate(item_seed, d)
+        return it.prompt, reference_completion(it, signal)
+
+    return source
+
+
+def teacher_stage2(model, tok, spec: WorldSpec, seed: int, progress: bool):
+    """The teacher's second stage (see ``WorldSpec.teacher_stage2_*``); None when disabled."""
+    from read_distill.world.model import sft
+
+    if spec.teacher_stage2_label_tokens <= 0:
+        return None
+    src = mixture_source(seed + 100, spec, spec.teacher_stage2_weights,
+                         composite_weights=spec.teacher_stage2_composite_weights)
+    return sft(model, tok, src, label_tokens=spec.teacher_stage2_label_tokens, lr=spec.teacher_stage2_lr,
+               batch_size=spec.batch_size, seed=seed + 100, progress=progress, desc="teacher stage 2")
+
+
+def measure(model, tok, n_items: int, seed: int = 0, max_new_tokens: int | None = None) -> dict[str, Any]:
+    """Accuracy (percent) on held-out medium test items: per capability and per task card."""
+    from read_distill.world.model import accuracy
+
+    def acc(name: str) -> float:
+        return round(accuracy(model, tok, split_items(name, "test", n_items, seed), max_new_tokens)[0], 2)
+
+    caps = {c: acc(c) for c in CAPABILITIES}
+    tasks = {t: acc(t) for t in COMPOSITE_TASKS}
+    return {"accuracy": caps, "mean_accuracy": round(sum(caps.values()) / len(caps), 2), "tasks": tasks}
+
+
+def _sha256_dir(d: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            out[str(p.relative_to(d))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _log(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def build_world(
+    out_dir: Path,
+    size: Literal["default", "tiny"] = "default",
+    seed: int = 0,
+    progress: bool = True,
+    reuse_teacher: bool = False,
+) -> dict[str, Any]:
+    """Build tokenizer, teacher and student base into ``out_dir``; return the manifest.
+
+    ``reuse_teacher``: keep an already built teacher in ``out_dir`` when the tokenizer,
+    seed and teacher recipe are unchanged (used while calibrating the student).
+    """
+    import torch
+
+    from read_distill.world.model import ModelSize, n_params, new_model, sft, train_tokenizer, world_texts
+
+    spec = SPECS[size]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    threads = int(os.environ.get("READ_DISTILL_THREADS", "1"))
+    torch.set_num_threads(threads)
+    t0 = time.time()
+    _log(progress, f"[world] building {size} world (seed {seed}) into {out_dir}")
+
+    tok = train_tokenizer(world_texts(spec.tokenizer_items, seed), spec.vocab_size)
+    tok.save_pretrained(str(out_dir / "tokenizer"))
+    _log(progress, f"[world] tokenizer: {len(tok)} tokens")
+
+    manifest: dict[str, Any] = {
+        "size": size,
+        "seed": seed,
+        "spec": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.__dict__.items()},
+        "capabilities": list(CAPABILITIES),
+        "tasks_evaluated": list(COMPOSITE_TASKS),
+        "eval": {"split": "test", "difficulty": "medium", "items_per_capability": spec.eval_items},
+        "vocab_size": len(tok),
+    }
+    previous = json.loads((out_dir / MANIFEST).read_text()) if (out_dir / MANIFEST).exists() else None
+    for role, msize, tokens, lr, weights, mseed in (
+        ("teacher", spec.teacher, spec.teacher_label_tokens, spec.teacher_lr, spec.teacher_weights, seed),
+        ("student", spec.student, spec.student_label_tokens, spec.student_lr, spec.student_weights, seed + 1),
+    ):
+        if reuse_teacher and role == "teacher" and _same_recipe(previous, manifest, out_dir):
+            manifest["teacher"] = previous["teacher"]
+            _log(progress, "[world] teacher: recipe unchanged, reusing the built teacher")
+            continue
+        model = new_model(ModelSize(**msize), len(tok), mseed)
+        _log(progress, f"[world] {role}: {n_params(model):,} parameters, training on {tokens:,} label tokens")
+        res = sft(
+            model, tok, mixture_source(mseed, spec, weights), label_tokens=tokens, lr=lr,
+            batch_size=spec.batch_size, seed=mseed, progress=progress, desc=role,
+        )
+        stages = [res]
+        if role == "teacher":
+            res2 = teacher_stage2(model, tok, spec, seed, progress)
+            if res2 is not None:
+                stages.append(res2)
+        model.save_pretrained(str(out_dir / role), safe_serialization=True)
+        tok.save_pretrained(str(out_dir / role))
+        _log(progress, f"[world] {role}: trained in {res.seconds:.0f}s; measuring held-out accuracy")
+        m = measure(model, tok, spec.eval_items, max_new_tokens=spec.eval_max_new_tokens)
+        manifest[role] = {
+            "params": n_params(model),
+            "config": msize,
+            "tokens_seen": sum(r.tokens_seen for r in stages),
+            "label_tokens": sum(r.label_tokens for r in stages),
+            "optimizer_steps": sum(r.steps for r in stages),
+            "train_seconds": round(sum(r.seconds for r in stages), 1),
+            "final_loss": round(stages[-1].final_loss, 4),
+            **m,
+        }
+        _log(progress, f"[world] {role}: mean {m['mean_accuracy']}%  {m['accuracy']}  tasks {m['tasks']}")
+    manifest["tasks"] = {
+        t: {"teacher": manifest["teacher"]["tasks"][t], "student": manifest["student"]["tasks"][t]}
+        for t in COMPOSITE_TASKS
+    }
+    manifest["build_seconds"] = round(time.time() - t0, 1)
+    manifest["checksums"] = {
+        role: _sha256_dir(out_dir / role) for role in ("tokenizer", "teacher", "student")
+    }
+    manifest["torch_threads"] = threads
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _log(progress, f"[world] done in {manifest['build_seconds']}s")
+    return manifest
+
+
+def _same_recipe(previous: dict[str, Any] | None, manifest: dict[str, Any], out_dir: Path) -> bool:
+    if not previous or not (out_dir / "teacher" / "model.safetensors").exists():
+        return False
+    keys = ("vocab_size", "teacher", "teacher_label_tokens", "teacher_weights", "teacher_stage2_label_tokens",
+            "teacher_stage2_lr", "teacher_stage2_weights", "teacher_stage2_composite_weights", "teacher_lr", "batch_size", "composite_frac",
+            "difficulty_probs", "tokenizer_items")
+    same_spec = all(previous["spec"].get(k) == manifest["spec"].get(k) for k in keys)
+    same_tok = previous.get("checksums", {}).get("tokenizer") == _sha256_dir(out_dir / "tokenizer")
+    same_model = previous.get("checksums", {}).get("teacher") == _sha256_dir(out_dir / "teacher")
+    return same_spec and same_tok and same_model and previous.get("seed") == manifest["seed"]
+
+
+def load_manifest(directory: Path | str) -> dict[str, Any]:
+    """The manifest of a built world directory."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no world manifest; run `read-distill world build` first")
+    return json.loads(path.read_text())
+
+
+def cache_root() -> Path:
+    base = os.environ.get("READ_DISTILL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "read-distill"
+    )
+    return Path(base)
+
+
+def shipped_world_dir(size: Literal["default", "tiny"] = "default", seed: int = 0) -> Path:
+    """Where a world's artefacts live: the package for the shipped default world, a cache
+    directory keyed by seed for the tiny world (and for default worlds of other seeds)."""
+    if size == "default" and seed == 0:
+        return PACKAGE_ARTEFACTS / "default"
+    return cache_root() / "worlds" / f"{size}-seed{seed}"
+
+
+def ensure_world(size: Literal["default", "tiny"] = "tiny", seed: int = 0, progress: bool = False) -> Path:
+    """The directory of a built world, building it first if it is missing."""
+    d = shipped_world_dir(size, seed)
+    if not (d / MANIFEST).exists():
+        build_world(d, size, seed, progress=progress)
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="read-distill world", description="Build or describe the embedded micro-world.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build tokenizer, teacher and student base")
+    b.add_argument("--size", choices=list(SPECS), default="default")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", type=Path, default=None, help="output directory (default: the shipped/cache location)")
+    b.add_argument("--quiet", action="store_true")
+    b.add_argument("--reuse-teacher", action="store_true", help="keep a built teacher whose recipe is unchanged")
+    i = sub.add_parser("info", help="print a built world's manifest")
+    i.add_argument("--size", choices=list(SPECS), default="default")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--dir", type=Path, default=None)
+    i.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    if a.cmd == "build":
+        out = a.out or shipped_world_dir(a.size, a.seed)
+        m = build_world(out, a.size, a.seed, progress=not a.quiet, reuse_teacher=a.reuse_teacher)
+        print(json.dumps({"dir": str(out), "teacher": m["teacher"]["accuracy"], "student": m["student"]["accuracy"]}))
+        return 0
+    d = a.dir or shipped_world_dir(a.size, a.seed)
+    try:
+        m = load_manifest(d)
+    except FileNotFoundError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(m, indent=2))
+    else:
+        print(f"world {m['size']} seed {m['seed']} at {d}")
+        for role in ("teacher", "student"):
+            r = m[role]
+            print(f"  {role}: {r['params']:,} params, mean {r['mean_accuracy']}%")
+            for c, v in r["accuracy"].items():
+                print(f"    {c:18s} {v:6.1f}")
+        print("  tasks (teacher / student):")
+        for t, v in m["tasks"].items():
+            print(f"    {t:18s} {v['teacher']:6.1f} / {v['student']:6.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The tiny micro-world: built in seconds, loads with transformers, deterministic from its seed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.tiny
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    from read_distill.world.build import build_world
+
+    out = tmp_path_factory.mktemp("tiny-world")
+    manifest = build_world(out, "tiny", seed=0, progress=False)
+    return out, manifest
+
+
+def test_manifest_fields(tiny_world):
+    from read_distill.types import CAPABILITIES
+    from read_distill.world import COMPOSITE_TASKS
+    from read_distill.world.build import load_manifest
+
+    out, manifest = tiny_world
+    assert load_manifest(out) == json.loads(json.dumps(manifest))
+    for role in ("teacher", "student"):
+        assert set(manifest[role]["accuracy"]) == set(CAPABILITIES)
+        assert all(0 <= v <= 100 for v in manifest[role]["accuracy"].values())
+        assert manifest[role]["tokens_seen"] > 0 and manifest[role]["params"] > 0
+    assert set(manifest["tasks"]) == set(COMPOSITE_TASKS)
+    assert manifest["teacher"]["params"] > manifest["student"]["params"]
+    assert set(manifest["checksums"]) == {"tokenizer", "teacher", "student"}
+
+
+def test_loads_with_auto_classes(tiny_world):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out, _ = tiny_world
+    tok = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
+    assert tok.pad_token_id is not None and tok.bos_token_id is not None and tok.eos_token_id is not None
+    text = "Q: Start at 15. Add 27. Result?\nA: 15+27=42. #### 42"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    digits = [t for t in tok.convert_ids_to_tokens(ids) if any(ch.isdigit() for ch in t)]
+    assert all(len(t.lstrip("Ġ")) == 1 for t in digits), "digits are split one per token"
+    for role in ("teacher", "student"):
+        model = AutoModelForCausalLM.from_pretrained(str(out / role))
+        assert model.config.model_type == "llama"
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits
+        assert logits.shape == (1, len(ids), model.config.vocab_size)
+
+
+def test_tokenizer_round_trips_save_pretrained(tiny_world, tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    out, _ = tiny_world
+    tok = PreTrainedTokenizerFast.from_pretrained(str(out / "tokenizer"))
+    tok.save_pretrained(str(tmp_path))
+    tok2 = PreTrainedTokenizerFast.from_pretrained(str(tmp_path))
+    s = "Tools: feed(pet, count)\nRequest: feed the owl 12 times.\nA: use feed. #### feed(pet='owl', count=12)"
+    assert tok(s)["input_ids"] == tok2(s)["input_ids"]
+    assert len(tok) == len(tok2)
+
+
+def test_deterministic_from_seed(tiny_world, tmp_path):
+    from read_distill.world.build import build_world
+
+    _, manifest = tiny_world
+    again = build_world(tmp_path / "again", "tiny", seed=0, progress=False)
+    assert again["checksums"] == manifest["checksums"]
+    assert again["teacher"]["accuracy"] == manifest["teacher"]["accuracy"]
+    other = build_world(tmp_path / "other", "tiny", seed=1, progress=False)
+    assert other["checksums"]["teacher"] != manifest["checksums"]["teacher"]
+
+
+def test_generate_and_grade(tiny_world):
+    from read_distill.world import split_items
+    from read_distill.world.model import accuracy, load_model
+
+    from transformers import AutoTokenizer
+
+    out, _ = tiny_world
+    tok = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
+    model = load_model(out / "student")
+    acc, scores = accuracy(model, tok, split_items("math", "test", 4), max_new_tokens=8)
+    assert 0 <= acc <= 100 and len(scores) == 4
+
+
+def test_info_command(tiny_world, capsys):
+    from read_distill.world.build import main
+
+    out, manifest = tiny_world
+    assert main(["info", "--dir", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["teacher"]["accuracy"] == manifest["teacher"]["accuracy"]
+    assert main(["info", "--dir", str(out / "missing")]) == 2
+
+
+def test_transfer_study_runs(tiny_world, tmp_path):
+    """The transfer-study pipeline end to end on the tiny world (numbers are meaningless here)."""
+    from read_distill.types import CAPABILITIES
+    from read_distill.world.transfer import merge, run_study, summarise
+
+    out, _ = tiny_world
+    studies = [
+        run_study(out, [60, 120, 180], [s], ["math"], lr=1e-3, replay_frac=0.25, n_items=2,
+                  cache=tmp_path / "pools", progress=False, pool_size=8)
+        for s in (0, 1)
+    ]
+    study = merge(studies)
+    assert study["seeds"] == [0, 1]
+    for b in ("60", "120", "180"):
+        row = study["matrix"][b]["math"]
+        assert set(row) == set(CAPABILITIES)
+        assert all(lo <= mu <= hi for mu, lo, hi in row.values())
+    assert "Return curves" in summarise(study)
+    assert any((tmp_path / "pools").iterdir()), "teacher completions are cached"
