@@ -71,3 +71,14 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
+
+
+def test_every_shipped_config_validates():
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "configs"
+    configs = sorted(root.glob("**/*.yaml"))
+    configs = [c for c in configs if "tasks" not in c.parts]
+    assert len(configs) >= 4
+    for c in configs:
+        assert main(["validate", str(c)]) == 0, c
