@@ -7,7 +7,6 @@ field and expected value. Importing this module never imports torch.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from read_distill.config import ConfigError, dump_config, load_config
 
@@ -55,7 +56,7 @@ def test_bad_file_errors_name_the_file(tmp_path):
 
 def test_config_is_frozen_and_dump_round_trips(tmp_path):
     c = load_config(None, ["policy.name=exp3"])
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         c.run.rounds = 3  # type: ignore[misc]
     f = tmp_path / "resolved.yaml"
     f.write_text(dump_config(c))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -79,7 +79,7 @@ SPECS: dict[str, WorldSpec] = {
         difficulty_probs=(0.3, 0.45, 0.25),
         teacher_weights={"general_knowledge": 0.6, "multilingual": 0.8, "tool_use": 0.8, "math": 1.6,
                          "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
-        teacher_stage2_label_tokens=800_000,
+        teacher_stage2_label_tokens=0,
         teacher_stage2_lr=2e-3,
         teacher_stage2_weights={"general_knowledge": 0.3, "multilingual": 0.3, "tool_use": 0.3, "math": 0.5,
                                 "code": 0.5, "steerability": 1.0, "reasoning": 3.0, "long_context": 3.0},

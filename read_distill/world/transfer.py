@@ -28,6 +28,10 @@ from typing import Any
 from read_distill.types import CAPABILITIES
 from read_distill.world import GENERATORS, MAX_NEW_TOKENS, split_items, split_seed
 
+#: The control row: the same training with replay data only (no teacher tokens), so the
+#: drift that replay alone causes can be told apart from transfer.
+CONTROL = "replay_only"
+
 # two-sided 97.5 % Student-t quantiles by degrees of freedom
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -106,7 +110,7 @@ def run_study(
     mnt = spec.eval_max_new_tokens
     max_b = max(budgets)
     # a fixed distillation set per capability: the teacher's completions of pool_size prompts
-    pools = {c: teacher_pool(world, tok, c, pool_size, cache, progress, mnt) for c in capabilities}
+    pools = {c: teacher_pool(world, tok, c, pool_size, cache, progress, mnt) for c in capabilities if c != CONTROL}
     if not seeds:
         return {"pools": {c: len(v) for c, v in pools.items()}}
     base = {s: profile(load_model(world / "student"), tok, n_items, s, mnt) for s in seeds}
@@ -114,14 +118,15 @@ def run_study(
     for s in seeds:
         for c in capabilities:
             model = load_model(world / "student")
-            pool = pools[c]
-            replay = mixture_source(10_000 + s, spec)
+            pool = pools.get(c, [])
+            # replay: fresh draws of the student's own pretraining mixture
+            replay = mixture_source(10_000 + s, spec, spec.student_weights)
             order = list(range(len(pool)))
             random.Random(f"order:{s}:{c}").shuffle(order)
 
             def source(i: int, _pool=pool, _order=order, _replay=replay, _s=s) -> tuple[str, str]:
                 r = random.Random(f"replay:{_s}:{i}")
-                if r.random() < replay_frac:
+                if not _pool or r.random() < replay_frac:
                     return _replay(i)
                 return _pool[_order[i % len(_order)]]
 
@@ -148,7 +153,7 @@ def run_study(
                 last = out[str(max_b)]
                 print(
                     f"  seed {s} {c}: {time.time() - t0:.0f}s  target {base[s][c]:.0f}->{last[c]:.0f}  "
-                    f"mean off-target change {sum(last[j] - base[s][j] for j in CAPABILITIES if j != c) / 7:+.1f}",
+                    f"mean off-target change {sum(last[j] - base[s][j] for j in CAPABILITIES if j != c) / (len(CAPABILITIES) - (c in CAPABILITIES)):+.1f}",
                     file=sys.stderr, flush=True,
                 )
     study = {
@@ -209,9 +214,10 @@ def summarise(study: dict[str, Any]) -> str:
                 cell = f"{mu:+.1f} [{lo:+.0f},{hi:+.0f}]"
                 cells.append(f"**{cell}**" if i == j else cell)
             lines.append(f"| {i} | " + " | ".join(cells) + " |")
-        off = [m[i][j][0] for i in caps for j in CAPABILITIES if j != i]
-        sig_neg = sum(1 for i in caps for j in CAPABILITIES if j != i and m[i][j][2] < 0)
-        sig_pos = sum(1 for i in caps for j in CAPABILITIES if j != i and m[i][j][1] > 0)
+        real = [i for i in caps if i in CAPABILITIES]
+        off = [m[i][j][0] for i in real for j in CAPABILITIES if j != i]
+        sig_neg = sum(1 for i in real for j in CAPABILITIES if j != i and m[i][j][2] < 0)
+        sig_pos = sum(1 for i in real for j in CAPABILITIES if j != i and m[i][j][1] > 0)
         lines.append(
             f"\nOff-diagonals: {sum(v < 0 for v in off)} of {len(off)} negative on average "
             f"({sig_neg} with the whole interval below 0), {sum(v > 0 for v in off)} positive "
@@ -220,7 +226,7 @@ def summarise(study: dict[str, Any]) -> str:
     lines.append("\n**Return curves on the target** (diagonal, mean [95 % interval]):\n")
     lines.append("| capability | " + " | ".join(f"B={b:,}" for b in budgets) + " | gain first→second | gain second→third |")
     lines.append("|---" * (len(budgets) + 3) + "|")
-    for i in caps:
+    for i in [c for c in caps if c in CAPABILITIES]:
         d = [study["matrix"][str(b)][i][i] for b in budgets]
         cells = [f"{mu:+.1f} [{lo:+.0f},{hi:+.0f}]" for mu, lo, hi in d]
         extra = ""
@@ -230,8 +236,11 @@ def summarise(study: dict[str, Any]) -> str:
     lines.append("\n**Mean off-target change per budget** (average over distilled capabilities of the mean change of the other seven):\n")
     for b in budgets:
         m = study["matrix"][str(b)]
-        v = [sum(m[i][j][0] for j in CAPABILITIES if j != i) / (len(CAPABILITIES) - 1) for i in caps]
-        lines.append(f"* B = {b:,}: {sum(v) / len(v):+.2f} points (most negative row: {min(v):+.2f})")
+        v = [sum(m[i][j][0] for j in CAPABILITIES if j != i) / (len(CAPABILITIES) - 1) for i in caps if i in CAPABILITIES]
+        ctl = ""
+        if CONTROL in caps:
+            ctl = f"; replay-only control: {sum(m[CONTROL][j][0] for j in CAPABILITIES) / len(CAPABILITIES):+.2f} on all eight"
+        lines.append(f"* B = {b:,}: {sum(v) / len(v):+.2f} points (most negative row: {min(v):+.2f}){ctl}")
     return "\n".join(lines) + "\n"
 
 
@@ -242,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--world", type=Path, default=None, help="built world directory (default: the shipped default world)")
     p.add_argument("--budgets", type=int, nargs="+", default=[20_000, 60_000, 180_000])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--capabilities", nargs="+", default=list(CAPABILITIES))
+    p.add_argument("--capabilities", nargs="+", default=[*CAPABILITIES, CONTROL],
+                   help=f"rows to distill ({CONTROL!r}: the replay-only control)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--replay-frac", type=float, default=0.25)
     p.add_argument("--items", type=int, default=48, help="held-out medium items per capability per probe")
