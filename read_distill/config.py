@@ -90,6 +90,9 @@ class GenerationConfig(_Section):
 
 
 class TrainConfig(_Section):
+    replay_frac: float = Field(
+        0.0, ge=0, lt=1, description="Share of each round's quota trained on the world's general replay mixture (same for every policy)."
+    )
     signal: Literal["resp", "cot", "logit"] = Field(
         "cot", description="Teacher signal trained on: resp (answer only), cot (rationale + answer), logit (token distributions)."
     )

@@ -154,6 +154,32 @@ def _load_examples(path: Path) -> list[Example]:
     return [Example.from_json(json.loads(line)) for line in path.read_text().splitlines() if line]
 
 
+def _replay_examples(world: World, ledger: Ledger, tokens: int, seed: int) -> list[Example]:
+    """Examples of the world's general replay mixture costing about ``tokens`` billable tokens."""
+    replay = getattr(world, "replay", None)
+    if replay is None:
+        raise ConfigError(f"train.replay_frac: the {type(world).__name__} world has no replay mixture; set train.replay_frac=0")
+    out: list[Example] = []
+    total = i = 0
+    while total < tokens:
+        batch = replay(seed, i, 16)
+        i += len(batch)
+        for e in batch:
+            if total >= tokens:
+                break
+            out.append(e)
+            total += ledger.billable("train", e.prompt_tokens, e.completion_tokens)
+    return out
+
+
+def _interleave(teacher: list[Example], replay: list[Example]) -> list[Example]:
+    """Spread replay examples evenly among the teacher's, keeping both orders (each example
+    sits at the middle of its share of its own list; ties go to the teacher)."""
+    keyed = [((i + 0.5) / len(teacher), 0, e) for i, e in enumerate(teacher)]
+    keyed += [((i + 0.5) / len(replay), 1, e) for i, e in enumerate(replay)]
+    return [e for _, _, e in sorted(keyed, key=lambda x: (x[0], x[1]))]
+
+
 #: Generate→train passes per round at most. Training may bill fewer tokens than generation
 #: estimated (a student tokenizer, a `resp` signal, truncation); later passes top the round
 #: up to its quota.
@@ -187,7 +213,12 @@ def _generate_and_train(config: Config, generator: Generator, teacher, student: 
                 break
             tick = time.perf_counter()
             spent_frac = 1.0 - ledger.remaining / config.budget.total_tokens
-            examples = generator.generate_round(teacher, w, left, ledger, t, spent_frac, np.random.default_rng([config.run.seed, t, 1 + k]))
+            # The first pass keeps replay_frac of the quota for replay data; later passes
+            # only top up with teacher examples.
+            replay_tokens = int(left * config.train.replay_frac) if k == 0 else 0
+            examples = generator.generate_round(teacher, w, left - replay_tokens, ledger, t, spent_frac, np.random.default_rng([config.run.seed, t, 1 + k]))
+            if replay_tokens:
+                examples = _interleave(examples, _replay_examples(generator.world, ledger, replay_tokens, config.run.seed * 1_000_003 + t))
             fit_quota = quota - ledger.spent_in_round(t)
             saved += examples
             # The share cap's windows count every draw, used or not; keep them to replay.

@@ -49,8 +49,10 @@ def _comparable(summary):
 
 
 def test_three_rounds_generate_train_probe_reward(card, tmp_path):
-    summary = run(_config(card), tmp_path / "r", quiet=True)
+    summary = run(_config(card, "train.replay_frac=0.25"), tmp_path / "r", quiet=True)
     assert summary["ledger"]["billable"] <= 600
+    kinds = {json.loads(line)["capability"] for line in (tmp_path / "r/rounds/0000/examples.jsonl").read_text().splitlines()}
+    assert "replay" in kinds and len(kinds) > 1, "replay data is mixed with the teacher's examples"
     assert summary["ledger"]["train"] > 0 and summary["ledger"]["teacher_gen"] > 0
     assert summary["ledger"]["probe"] > 0 and summary["ledger"]["eval"] > 0
     for t in range(3):

@@ -172,7 +172,7 @@ def test_task_cards_parse():
                 assert "####" in ex.answer
         else:
             for split in ("dev", "test"):
-                rows = [json.loads(l) for l in (Path(card.source_dir) / getattr(card.data, split)).read_text().splitlines()]
+                rows = [json.loads(line) for line in (Path(card.source_dir) / getattr(card.data, split)).read_text().splitlines()]
                 assert rows and all({"prompt", "answer", "grader"} <= set(r) and r["grader"] in GRADERS for r in rows)
 
 

@@ -78,10 +78,10 @@ def test_deterministic_from_seed(tiny_world, tmp_path):
 
 
 def test_generate_and_grade(tiny_world):
+    from transformers import AutoTokenizer
+
     from read_distill.world import split_items
     from read_distill.world.model import accuracy, load_model
-
-    from transformers import AutoTokenizer
 
     out, _ = tiny_world
     tok = AutoTokenizer.from_pretrained(str(out / "tokenizer"))

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from read_distill.types import CAPABILITIES
-from read_distill.world import COMPOSITE_TASKS, GENERATORS, TASK_GENERATORS, reference_completion, split_items, split_seed
+from read_distill.world import (
+    COMPOSITE_TASKS,
+    GENERATORS,
+    TASK_GENERATORS,
+    reference_completion,
+    split_items,
+    split_seed,
+)
 
 MANIFEST = "manifest.json"
 PACKAGE_ARTEFACTS = Path(__file__).parent / "artefacts"

@@ -8,8 +8,8 @@ every listed capability is needed for a correct answer (the rationale shows each
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from read_distill.types import Item
 from read_distill.world import general_knowledge as gk
@@ -17,7 +17,7 @@ from read_distill.world import long_context as lc
 from read_distill.world import math as wmath
 from read_distill.world import reasoning as rsn
 from read_distill.world import tool_use as tu
-from read_distill.world.lexicon import NAMES, check_difficulty, knowledge_base, rng_for, vel_lexicon
+from read_distill.world.lexicon import NAMES, check_difficulty, rng_for, vel_lexicon
 
 
 @dataclass(frozen=True)

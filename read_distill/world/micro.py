@@ -13,7 +13,7 @@ from read_distill.ledger import Ledger
 from read_distill.probes import item_scores, probe
 from read_distill.tasks import TaskCard, load_card
 from read_distill.templates import prompt_hash
-from read_distill.types import Item, Profile
+from read_distill.types import Example, Item, Profile
 from read_distill.world import DEV_SEED_BASE, GENERATORS, MAX_NEW_TOKENS, TASK_GENERATORS, split_items
 
 
@@ -57,6 +57,7 @@ class MicroWorld:
 
         self.config = config
         self.world_dir = world_dir
+        self.size = config.world.micro_size
         self.capabilities = tuple(config.capabilities)
         unknown = set(self.capabilities) - set(GENERATORS)
         if unknown:
@@ -91,6 +92,28 @@ class MicroWorld:
     def draw(self, capability: str, difficulty: str, seed: int) -> Item:
         # Training seeds stay below the dev/test seed ranges of the world's generators.
         return GENERATORS[capability].generate(seed % DEV_SEED_BASE, difficulty)
+
+    def replay(self, seed: int, start: int, n: int) -> list[Example]:
+        """``n`` examples of the student base's own pretraining mixture (reference completions,
+        not teacher output), from index ``start`` of the stream for ``seed``."""
+        from read_distill.world.build import SPECS, mixture_source
+
+        spec = SPECS[self.size]
+        source = mixture_source(10_000 + seed, spec, spec.student_weights)
+        out = []
+        for i in range(start, start + n):
+            prompt, completion = source(i)
+            out.append(
+                Example(
+                    prompt=prompt,
+                    completion=completion,
+                    capability="replay",
+                    prompt_tokens=self.count_tokens([prompt]),
+                    completion_tokens=self.count_tokens([completion]),
+                    template="replay",
+                )
+            )
+        return out
 
     def probe(self, student: Student, ledger: Ledger, round: int) -> Profile:
         return probe(student, self.suite, self.max_new_tokens, self.count_tokens, ledger, round, self.config.probe.seed)

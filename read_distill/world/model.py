@@ -270,7 +270,7 @@ def accuracy(
         return 0.0, []
     mnt = max_new_tokens or max(MAX_NEW_TOKENS.get(it.capability, 96) for it in items)
     comps = generate(model, tok, [it.prompt for it in items], max_new_tokens=mnt)
-    scores = [grade(it, c) for it, c in zip(items, comps)]
+    scores = [grade(it, c) for it, c in zip(items, comps, strict=True)]
     return 100.0 * sum(scores) / len(scores), scores
 
 
@@ -279,7 +279,7 @@ def world_texts(n_per: int, seed: int = 0) -> list[str]:
     from read_distill.world import TASK_GENERATORS
 
     texts = []
-    for c, g in GENERATORS.items():
+    for g in GENERATORS.values():
         for d in ("easy", "medium", "hard"):
             for i in range(n_per):
                 it = g.generate(seed * 7919 + i, d)

@@ -67,7 +67,7 @@ def teacher_pool(
     t0 = time.time()
     teacher = load_model(world / "teacher")
     comps = generate(teacher, tok, [it.prompt for it in items], max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[capability])
-    pairs = [(it.prompt, c) for it, c in zip(items, comps)]
+    pairs = [(it.prompt, c) for it, c in zip(items, comps, strict=True)]
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     if progress:
@@ -134,7 +134,7 @@ def run_study(
             total = int(max_b / (1 - replay_frac))
             marks = sorted(int(b / (1 - replay_frac)) for b in budgets)
             out: dict[str, dict[str, float]] = {}
-            pending = list(zip(marks, sorted(budgets)))
+            pending = list(zip(marks, sorted(budgets), strict=True))
 
             def cb(step: int, labelled: int, _model=model, _out=out, _pending=pending, _s=s) -> None:
                 while _pending and labelled >= _pending[0][0]:
