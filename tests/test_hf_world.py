@@ -14,17 +14,6 @@ from read_distill.types import CAPABILITIES
 pytestmark = pytest.mark.tiny
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    # The test machine's cores are shared; small matrices gain nothing from more threads.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Teacher (2 layers) and student (1 layer) directories sharing a BPE tokenizer trained

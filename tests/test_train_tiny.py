@@ -22,15 +22,6 @@ pytestmark = pytest.mark.tiny
 WORDS = "the cat dog owl sees likes helps red blue green big small one two three four five plus minus is".split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The test machine's cores are shared; one thread also keeps float sums in a fixed order.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
