@@ -59,13 +59,6 @@ class WorldSpec:
     teacher_weights: dict[str, float] = field(default_factory=dict)
     #: per-capability weight in the student's short general pretraining (default 1)
     student_weights: dict[str, float] = field(default_factory=dict)
-    #: a second teacher stage (warm start, fresh optimizer) that stresses the slow in-context
-    #: skills (retrieval, chains) while replaying the rest; 0 = none
-    teacher_stage2_label_tokens: int = 0
-    teacher_stage2_lr: float = 2e-3
-    teacher_stage2_weights: dict[str, float] = field(default_factory=dict)
-    #: per-composite weights in stage 2 (default 1)
-    teacher_stage2_composite_weights: dict[str, float] = field(default_factory=dict)
     eval_items: int = 100
     tokenizer_items: int = 60
     #: cap on generated tokens when measuring (None: the per-capability default)
@@ -86,12 +79,6 @@ SPECS: dict[str, WorldSpec] = {
         difficulty_probs=(0.3, 0.45, 0.25),
         teacher_weights={"general_knowledge": 0.6, "multilingual": 0.8, "tool_use": 0.8, "math": 1.6,
                          "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
-        teacher_stage2_label_tokens=0,
-        teacher_stage2_lr=2e-3,
-        teacher_stage2_weights={"general_knowledge": 0.3, "multilingual": 0.3, "tool_use": 0.3, "math": 0.5,
-                                "code": 0.5, "steerability": 1.0, "reasoning": 3.0, "long_context": 3.0},
-        teacher_stage2_composite_weights={"long_math": 3.0, "lc_vel": 3.0, "reasoning_json": 3.0,
-                                          "tool_math": 1.0, "kb_vel": 0.3, "kb_tool": 0.3},
         student_weights={"general_knowledge": 0.2, "multilingual": 0.6, "tool_use": 1.0, "steerability": 1.2,
                          "reasoning": 1.5},
         eval_items=100,
@@ -119,7 +106,6 @@ def mixture_source(
     spec: WorldSpec,
     weights: dict[str, float] | None = None,
     signal: str = "cot",
-    composite_weights: dict[str, float] | None = None,
 ):
     """The general training mixture as a pair source: index -> (prompt, reference completion).
 
@@ -129,32 +115,18 @@ def mixture_source(
     caps = list(CAPABILITIES)
     w = [float((weights or {}).get(c, 1.0)) for c in caps]
     comps = list(COMPOSITE_TASKS)
-    cw = [float((composite_weights or {}).get(t, 1.0)) for t in comps]
 
     def source(i: int) -> tuple[str, str]:
         rng = random.Random(f"mix:{seed}:{i}")
         d = rng.choices(("easy", "medium", "hard"), weights=spec.difficulty_probs)[0]
         item_seed = split_seed("train", i, seed)
         if rng.random() < spec.composite_frac:
-            name = rng.choice(comps) if composite_weights is None else rng.choices(comps, weights=cw)[0]
-            it = TASK_GENERATORS[name].generate(item_seed, d)
+            it = TASK_GENERATORS[rng.choice(comps)].generate(item_seed, d)
         else:
             it = GENERATORS[rng.choices(caps, weights=w)[0]].generate(item_seed, d)
         return it.prompt, reference_completion(it, signal)
 
     return source
-
-
-def teacher_stage2(model, tok, spec: WorldSpec, seed: int, progress: bool):
-    """The teacher's second stage (see ``WorldSpec.teacher_stage2_*``); None when disabled."""
-    from read_distill.world.model import sft
-
-    if spec.teacher_stage2_label_tokens <= 0:
-        return None
-    src = mixture_source(seed + 100, spec, spec.teacher_stage2_weights,
-                         composite_weights=spec.teacher_stage2_composite_weights)
-    return sft(model, tok, src, label_tokens=spec.teacher_stage2_label_tokens, lr=spec.teacher_stage2_lr,
-               batch_size=spec.batch_size, seed=seed + 100, progress=progress, desc="teacher stage 2")
 
 
 def measure(model, tok, n_items: int, seed: int = 0, max_new_tokens: int | None = None) -> dict[str, Any]:
@@ -234,11 +206,6 @@ def build_world(
             model, tok, mixture_source(mseed, spec, weights), label_tokens=tokens, lr=lr,
             batch_size=spec.batch_size, seed=mseed, progress=progress, desc=role,
         )
-        stages = [res]
-        if role == "teacher":
-            res2 = teacher_stage2(model, tok, spec, seed, progress)
-            if res2 is not None:
-                stages.append(res2)
         model.save_pretrained(str(out_dir / role), safe_serialization=True)
         tok.save_pretrained(str(out_dir / role))
         _log(progress, f"[world] {role}: trained in {res.seconds:.0f}s; measuring held-out accuracy")
@@ -246,11 +213,11 @@ def build_world(
         manifest[role] = {
             "params": n_params(model),
             "config": msize,
-            "tokens_seen": sum(r.tokens_seen for r in stages),
-            "label_tokens": sum(r.label_tokens for r in stages),
-            "optimizer_steps": sum(r.steps for r in stages),
-            "train_seconds": round(sum(r.seconds for r in stages), 1),
-            "final_loss": round(stages[-1].final_loss, 4),
+            "tokens_seen": res.tokens_seen,
+            "label_tokens": res.label_tokens,
+            "optimizer_steps": res.steps,
+            "train_seconds": round(res.seconds, 1),
+            "final_loss": round(res.final_loss, 4),
             **m,
         }
         _log(progress, f"[world] {role}: mean {m['mean_accuracy']}%  {m['accuracy']}  tasks {m['tasks']}")
@@ -271,8 +238,7 @@ def build_world(
 def _same_recipe(previous: dict[str, Any] | None, manifest: dict[str, Any], out_dir: Path) -> bool:
     if not previous or not (out_dir / "teacher" / "model.safetensors").exists():
         return False
-    keys = ("vocab_size", "teacher", "teacher_label_tokens", "teacher_weights", "teacher_stage2_label_tokens",
-            "teacher_stage2_lr", "teacher_stage2_weights", "teacher_stage2_composite_weights", "teacher_lr", "batch_size", "composite_frac",
+    keys = ("vocab_size", "teacher", "teacher_label_tokens", "teacher_weights", "teacher_lr", "batch_size", "composite_frac",
             "difficulty_probs", "tokenizer_items")
     same_spec = all(previous["spec"].get(k) == manifest["spec"].get(k) for k in keys)
     same_tok = previous.get("checksums", {}).get("tokenizer") == _sha256_dir(out_dir / "tokenizer")
