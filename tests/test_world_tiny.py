@@ -119,3 +119,16 @@ def test_transfer_study_runs(tiny_world, tmp_path):
         assert all(lo <= mu <= hi for mu, lo, hi in row.values())
     assert "Return curves" in summarise(study)
     assert any((tmp_path / "pools").iterdir()), "teacher completions are cached"
+
+
+def test_cached_world_with_a_stale_recipe_is_rebuilt(tmp_path, monkeypatch):
+    from read_distill.world.build import MANIFEST, ensure_world, load_manifest, recipe_fingerprint
+
+    monkeypatch.setenv("READ_DISTILL_CACHE", str(tmp_path))
+    d = ensure_world("tiny", seed=3)
+    assert load_manifest(d)["recipe"] == recipe_fingerprint("tiny")
+    stale = load_manifest(d) | {"recipe": "from-older-generators"}
+    (d / MANIFEST).write_text(json.dumps(stale))
+    assert ensure_world("tiny", seed=3) == d
+    assert load_manifest(d)["recipe"] == recipe_fingerprint("tiny")
+    assert not d.with_name(d.name + ".building").exists()

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -190,6 +191,7 @@ def build_world(
         "tasks_evaluated": list(COMPOSITE_TASKS),
         "eval": {"split": "test", "difficulty": "medium", "items_per_capability": spec.eval_items},
         "vocab_size": len(tok),
+        "recipe": recipe_fingerprint(size),
     }
     previous = json.loads((out_dir / MANIFEST).read_text()) if (out_dir / MANIFEST).exists() else None
     for role, msize, tokens, lr, weights, mseed in (
@@ -269,11 +271,31 @@ def shipped_world_dir(size: Literal["default", "tiny"] = "default", seed: int = 
     return cache_root() / "worlds" / f"{size}-seed{seed}"
 
 
+def recipe_fingerprint(size: str) -> str:
+    """A hash of what decides a world build besides the seed: the spec and the source of
+    the world package (generators, tokenizer and model code, this build)."""
+    h = hashlib.sha256(json.dumps(SPECS[size].__dict__, sort_keys=True, default=list).encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def ensure_world(size: Literal["default", "tiny"] = "tiny", seed: int = 0, progress: bool = False) -> Path:
-    """The directory of a built world, building it first if it is missing."""
+    """The directory of a built world, building it first if it is missing.
+
+    A cached world (not the shipped one) whose recipe fingerprint differs from the code's
+    is rebuilt: a world built by older generators would silently test old behaviour. The
+    rebuild goes to a sibling directory that replaces the old one only when complete.
+    """
     d = shipped_world_dir(size, seed)
-    if not (d / MANIFEST).exists():
-        build_world(d, size, seed, progress=progress)
+    shipped = d.is_relative_to(PACKAGE_ARTEFACTS)
+    if (d / MANIFEST).exists() and (shipped or load_manifest(d).get("recipe") == recipe_fingerprint(size)):
+        return d
+    tmp = d.with_name(d.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_world(tmp, size, seed, progress=progress)
+    shutil.rmtree(d, ignore_errors=True)
+    tmp.rename(d)
     return d
 
 
