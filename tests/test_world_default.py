@@ -14,7 +14,7 @@ pytestmark = pytest.mark.tiny
 #: Known gap (see docs/world.md): the shipped teacher has not learned in-context retrieval
 #: (reasoning, long_context and the composites that need them). Strict: the marker must go
 #: when a rebuilt world meets the bars.
-KNOWN_GAP = pytest.mark.xfail(strict=True, reason="teacher below the bar on reasoning/long_context (docs/world.md)")
+KNOWN_GAP = pytest.mark.xfail(strict=True, reason="teacher below the bar on long_context and its composites (docs/world.md)")
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +41,17 @@ def test_size_limit(shipped):
     assert total <= 40 * 2**20
 
 
-@KNOWN_GAP
-def test_teacher_bars(shipped):
+def test_teacher_mean_bar(shipped):
     _, m = shipped
     acc = m["teacher"]["accuracy"]
     assert set(acc) == set(CAPABILITIES)
     assert sum(acc.values()) / len(acc) >= 85, acc
+
+
+@KNOWN_GAP
+def test_teacher_every_capability_bar(shipped):
+    _, m = shipped
+    acc = m["teacher"]["accuracy"]
     assert min(acc.values()) >= 60, acc
 
 
@@ -57,12 +62,17 @@ def test_student_bars(shipped):
     assert sum(t[c] - s[c] for c in CAPABILITIES) / len(CAPABILITIES) >= 25
 
 
+def test_task_student_bars(shipped):
+    _, m = shipped
+    for name, v in m["tasks"].items():
+        assert v["student"] <= 40, (name, v)
+
+
 @KNOWN_GAP
-def test_task_bars(shipped):
+def test_task_teacher_bars(shipped):
     _, m = shipped
     for name, v in m["tasks"].items():
         assert v["teacher"] >= 70, (name, v)
-        assert v["student"] <= 40, (name, v)
 
 
 def test_remeasure_sample_agrees(shipped):

@@ -183,3 +183,27 @@ def test_import_is_cheap():
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
     )
     assert out.stdout.strip() == "False False"
+
+
+def test_lookup_answers_follow_their_name_in_the_prompt():
+    # The world's look-up design: the value sits directly after the name it is looked up by.
+    for seed in range(40):
+        it = GENERATORS["long_context"].generate(seed, "medium")
+        name, value = it.rationale.rstrip(".").split(" ", 1)
+        assert f" {name} {value}." in it.prompt and value == it.answer
+        it = GENERATORS["reasoning"].generate(seed, "hard")
+        chain = it.rationale.rstrip(".").split()
+        for a, b in zip(chain, chain[1:], strict=False):
+            assert f" {a} {b}." in it.prompt
+
+
+def test_recall_pairs_ask_every_record_once():
+    from read_distill.world.warmup import recall_pair
+
+    for seed in range(40):
+        prompt, completion = recall_pair(seed)
+        asked = prompt.split("Records of ")[1].split("?")[0].split(", ")
+        records = [r.strip() for r in completion.split(".") if r.strip()]
+        assert [r.split()[0] for r in records] == asked and len(set(asked)) == len(asked)
+        assert all(f" {r}." in prompt for r in records)
+    assert recall_pair(7) == recall_pair(7)

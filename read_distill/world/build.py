@@ -45,8 +45,8 @@ class WorldSpec:
     """Everything that decides a world build (besides the seed)."""
 
     vocab_size: int
-    teacher: dict[str, int]
-    student: dict[str, int]
+    teacher: dict[str, float]
+    student: dict[str, float]
     teacher_label_tokens: int
     student_label_tokens: int
     teacher_lr: float
@@ -60,6 +60,12 @@ class WorldSpec:
     teacher_weights: dict[str, float] = field(default_factory=dict)
     #: per-capability weight in the student's short general pretraining (default 1)
     student_weights: dict[str, float] = field(default_factory=dict)
+    #: the teacher's look-up warm-up before the mixture (see ``read_distill.world.warmup``):
+    #: label tokens (0 = none), learning rate, and the share of recall items (the rest are
+    #: items of the look-up capabilities and the composites built on them)
+    teacher_warmup_label_tokens: int = 0
+    teacher_warmup_lr: float = 1e-3
+    teacher_warmup_recall_frac: float = 0.5
     eval_items: int = 100
     tokenizer_items: int = 60
     #: cap on generated tokens when measuring (None: the per-capability default)
@@ -69,18 +75,19 @@ class WorldSpec:
 SPECS: dict[str, WorldSpec] = {
     "default": WorldSpec(
         vocab_size=1024,
-        teacher={"hidden": 128, "layers": 3, "heads": 4, "intermediate": 384},
+        teacher={"hidden": 128, "layers": 3, "heads": 4, "intermediate": 384, "init_std": 0.1},
         student={"hidden": 64, "layers": 2, "heads": 4, "intermediate": 192},
         teacher_label_tokens=5_000_000,
-        student_label_tokens=900_000,
-        teacher_lr=3e-3,
+        student_label_tokens=850_000,
+        teacher_lr=2e-3,
         student_lr=2e-3,
         batch_size=32,
         composite_frac=0.25,
         difficulty_probs=(0.3, 0.45, 0.25),
         teacher_weights={"general_knowledge": 0.6, "multilingual": 0.8, "tool_use": 0.8, "math": 1.6,
                          "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
-        student_weights={"general_knowledge": 0.2, "multilingual": 0.6, "tool_use": 1.0, "steerability": 1.2,
+        teacher_warmup_label_tokens=1_000_000,
+        student_weights={"general_knowledge": 0.2, "multilingual": 1.2, "tool_use": 0.7, "steerability": 1.6,
                          "reasoning": 1.5},
         eval_items=100,
     ),
@@ -128,6 +135,39 @@ def mixture_source(
         return it.prompt, reference_completion(it, signal)
 
     return source
+
+
+#: What the look-up warm-up trains besides recall items: the capabilities and composites
+#: whose answers are copied from the prompt.
+LOOKUP_GENERATORS = ("long_context", "reasoning", "long_math", "lc_vel", "reasoning_json")
+
+
+def warmup_source(seed: int, spec: WorldSpec):
+    """The teacher's look-up warm-up as a pair source (recall items and look-up items)."""
+    from read_distill.world.warmup import recall_pair
+
+    def source(i: int) -> tuple[str, str]:
+        rng = random.Random(f"warmup:{seed}:{i}")
+        if rng.random() < spec.teacher_warmup_recall_frac:
+            return recall_pair(split_seed("train", i, seed))
+        name = rng.choice(LOOKUP_GENERATORS)
+        d = rng.choices(("easy", "medium", "hard"), weights=spec.difficulty_probs)[0]
+        gen = GENERATORS.get(name) or TASK_GENERATORS[name]
+        it = gen.generate(split_seed("train", i, seed), d)
+        return it.prompt, reference_completion(it, "cot")
+
+    return source
+
+
+def teacher_warmup(model, tok, spec: WorldSpec, seed: int, progress: bool):
+    """Run the look-up warm-up on ``model``; None when the spec has none."""
+    from read_distill.world.model import sft
+
+    if spec.teacher_warmup_label_tokens <= 0:
+        return None
+    return sft(model, tok, warmup_source(seed + 100, spec), label_tokens=spec.teacher_warmup_label_tokens,
+               lr=spec.teacher_warmup_lr, batch_size=spec.batch_size, seed=seed + 100, min_lr_frac=1.0,
+               progress=progress, desc="teacher look-up warm-up")
 
 
 def measure(model, tok, n_items: int, seed: int = 0, max_new_tokens: int | None = None) -> dict[str, Any]:
@@ -204,21 +244,23 @@ def build_world(
             continue
         model = new_model(ModelSize(**msize), len(tok), mseed)
         _log(progress, f"[world] {role}: {n_params(model):,} parameters, training on {tokens:,} label tokens")
+        stages = [teacher_warmup(model, tok, spec, seed, progress)] if role == "teacher" else []
         res = sft(
             model, tok, mixture_source(mseed, spec, weights), label_tokens=tokens, lr=lr,
             batch_size=spec.batch_size, seed=mseed, progress=progress, desc=role,
         )
+        stages = [r for r in (*stages, res) if r is not None]
         model.save_pretrained(str(out_dir / role), safe_serialization=True)
         tok.save_pretrained(str(out_dir / role))
-        _log(progress, f"[world] {role}: trained in {res.seconds:.0f}s; measuring held-out accuracy")
+        _log(progress, f"[world] {role}: trained in {sum(r.seconds for r in stages):.0f}s; measuring held-out accuracy")
         m = measure(model, tok, spec.eval_items, max_new_tokens=spec.eval_max_new_tokens)
         manifest[role] = {
             "params": n_params(model),
             "config": msize,
-            "tokens_seen": res.tokens_seen,
-            "label_tokens": res.label_tokens,
-            "optimizer_steps": res.steps,
-            "train_seconds": round(res.seconds, 1),
+            "tokens_seen": sum(r.tokens_seen for r in stages),
+            "label_tokens": sum(r.label_tokens for r in stages),
+            "optimizer_steps": sum(r.steps for r in stages),
+            "train_seconds": round(sum(r.seconds for r in stages), 1),
             "final_loss": round(res.final_loss, 4),
             **m,
         }
@@ -240,7 +282,8 @@ def build_world(
 def _same_recipe(previous: dict[str, Any] | None, manifest: dict[str, Any], out_dir: Path) -> bool:
     if not previous or not (out_dir / "teacher" / "model.safetensors").exists():
         return False
-    keys = ("vocab_size", "teacher", "teacher_label_tokens", "teacher_weights", "teacher_lr", "batch_size", "composite_frac",
+    keys = ("vocab_size", "teacher", "teacher_label_tokens", "teacher_weights", "teacher_warmup_label_tokens",
+            "teacher_warmup_lr", "teacher_warmup_recall_frac", "teacher_lr", "batch_size", "composite_frac",
             "difficulty_probs", "tokenizer_items")
     same_spec = all(previous["spec"].get(k) == manifest["spec"].get(k) for k in keys)
     same_tok = previous.get("checksums", {}).get("tokenizer") == _sha256_dir(out_dir / "tokenizer")

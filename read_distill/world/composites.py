@@ -81,10 +81,9 @@ def _long_math(seed: int, difficulty: str) -> Item:
     n_records = rng.randint(*lc._RECORDS[d])
     people, values = lc.document(rng, "has", n_records)
     a, b = rng.sample(people, 2)
-    doc = " ".join(lc.record("has", p, values[p]) for p in people)
     va, vb = int(values[a]), int(values[b])
-    prompt = f"Document: {doc}\nQ: How many coins do {a} and {b} have together?\nA:"
-    rationale = f"{lc.record('has', a, values[a])} {lc.record('has', b, values[b])} {va}+{vb}={va + vb}."
+    prompt = f"{lc.document_text('has', people, values)}\nQ: How many coins do {a} and {b} have together?\nA:"
+    rationale = f"{lc.record(a, values[a])} {lc.record(b, values[b])} {va}+{vb}={va + vb}."
     return Item(prompt, str(va + vb), rationale, {"records": float(n_records)}, "long_math", "long_math", "numeric")
 
 
@@ -122,10 +121,9 @@ def _lc_vel(seed: int, difficulty: str) -> Item:
     n_records = rng.randint(*lc._RECORDS[d])
     people, values = lc.document(rng, template, n_records)
     target = rng.choice(people)
-    doc = " ".join(lc.record(template, p, values[p]) for p in people)
-    prompt = f"Document: {doc}\nQ: {lc.KINDS[template][2].format(n=target)} Answer in Vel.\nA:"
+    prompt = f"{lc.document_text(template, people, values)}\nQ: {lc.KINDS[template][2].format(n=target)} Answer in Vel.\nA:"
     v = values[target]
-    rationale = f"{lc.record(template, target, v)} {v}={lex[v]}."
+    rationale = f"{lc.record(target, v)} {v}={lex[v]}."
     return Item(prompt, lex[v], rationale, {"records": float(n_records)}, "lc_vel", "lc_vel", "exact")
 
 

@@ -2,7 +2,7 @@
 
 Four relations (parent up, parent down, sequence order, syllogism); the answer needs
 ``hops`` chained inferences, with distractor facts from an unrelated chain. The rationale
-states each inference. Difficulty: hops and distractors.
+walks the chain. Difficulty: hops and distractors.
 """
 
 from __future__ import annotations
@@ -19,38 +19,47 @@ _DOWN = {1: "child", 2: "grandchild", 3: "great-grandchild"}
 _AFTER = {1: "one", 2: "two", 3: "three"}
 
 
+#: template -> the document header that says what a fact ``A B.`` means
+HEADERS = {
+    "kin_up": "Facts (child, then parent):",
+    "kin_down": "Facts (parent, then child):",
+    "order": "Facts (one, then the one right after it):",
+    "syllogism": "Facts (all A are B):",
+}
+
+
 def build(rng, template: str, hops: int, distractors: int) -> tuple[str, str, str]:
-    """(question text with facts, answer, rationale)."""
+    """(question text with facts, answer, rationale).
+
+    Every fact is written ``A B.`` under a header that says what the pair means, and the
+    rationale is the chain walked from the question's name (``Kela Dorn Bel.``): each step
+    copies the name that follows the current one in some fact, one induction step, and the
+    walk ends where no fact continues it. (Prose facts such as ``Dorn is the parent of
+    Kela.`` put the answer *before* the name it is looked up by, which the shipped
+    teacher never learned; see docs/world.md.)
+    """
     pool = KINDS if template == "syllogism" else NAMES
     chain = rng.sample(pool, hops + 1 + distractors + 1)
     main, other = chain[: hops + 1], chain[hops + 1 :]
     pairs = [(main[i], main[i + 1]) for i in range(hops)]
     dpairs = [(other[i], other[i + 1]) for i in range(distractors)]
+    facts = [f"{a} {b}." for a, b in pairs + dpairs]
     if template == "kin_up":
-        # main[i+1] is the parent of main[i]
-        facts = [f"{b} is the parent of {a}." for a, b in pairs + dpairs]
         q = f"Who is the {_UP[hops]} of {main[0]}?"
-        steps = [f"parent of {a} is {b}." for a, b in pairs]
         ans = main[-1]
     elif template == "kin_down":
-        facts = [f"{a} is the parent of {b}." for a, b in pairs + dpairs]
         q = f"Who is the {_DOWN[hops]} of {main[0]}?"
-        steps = [f"child of {a} is {b}." for a, b in pairs]
         ans = main[-1]
     elif template == "order":
-        facts = [f"{a} comes before {b}." for a, b in pairs + dpairs]
         q = f"Who comes {_AFTER[hops]} after {main[0]}?"
-        steps = [f"after {a} is {b}." for a, b in pairs]
         ans = main[-1]
     else:
-        facts = [f"All {a} are {b}." for a, b in pairs + dpairs]
         yes = rng.random() < 0.5
         target = main[-1] if yes else other[-1]
         q = f"Are all {main[0]} {target}?"
-        steps = [f"{a} are {b}." for a, b in pairs]
         ans = "yes" if yes else "no"
     rng.shuffle(facts)
-    return " ".join(facts) + "\nQ: " + q, ans, " ".join(steps)
+    return HEADERS[template] + " " + " ".join(facts) + "\nQ: " + q, ans, " ".join(main) + "."
 
 
 def generate(seed: int, difficulty: str = "medium", template: str | None = None) -> Item:
