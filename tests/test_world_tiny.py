@@ -103,20 +103,21 @@ def test_info_command(tiny_world, capsys):
 def test_transfer_study_runs(tiny_world, tmp_path):
     """The transfer-study pipeline end to end on the tiny world (numbers are meaningless here)."""
     from read_distill.types import CAPABILITIES
-    from read_distill.world.transfer import merge, run_study, summarise
+    from read_distill.world.transfer import CONTROL, merge, run_study, summarise
 
     out, _ = tiny_world
-    studies = [
-        run_study(out, [60, 120, 180], [s], ["math"], lr=1e-3, replay_frac=0.25, n_items=2,
-                  cache=tmp_path / "pools", progress=False, pool_size=8)
+    studies = [  # with progress lines, which once failed on the control row
+        run_study(out, [60, 120, 180], [s], ["math", CONTROL], lr=1e-3, replay_frac=0.25, n_items=2,
+                  cache=tmp_path / "pools", progress=True, pool_size=8)
         for s in (0, 1)
     ]
     study = merge(studies)
     assert study["seeds"] == [0, 1]
     for b in ("60", "120", "180"):
-        row = study["matrix"][b]["math"]
-        assert set(row) == set(CAPABILITIES)
-        assert all(lo <= mu <= hi for mu, lo, hi in row.values())
+        for distilled in ("math", CONTROL):
+            row = study["matrix"][b][distilled]
+            assert set(row) == set(CAPABILITIES)
+            assert all(lo <= mu <= hi for mu, lo, hi in row.values())
     assert "Return curves" in summarise(study)
     assert any((tmp_path / "pools").iterdir()), "teacher completions are cached"
 

@@ -331,7 +331,16 @@ class HFStudent:
         tmp = directory.with_name(f".{directory.name}.tmp")
         old = directory.with_name(f".{directory.name}.old")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
+        from transformers.utils import logging as hf_logging
+
+        # a checkpoint every round would otherwise print a shard progress bar every round
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self.model.save_pretrained(tmp)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(tmp)
         if self.state is not None:
             torch.save(self.state.state_dict(), tmp / "train_state.pt")

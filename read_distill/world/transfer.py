@@ -151,8 +151,10 @@ def run_study(
             runs.setdefault(str(s), {})[c] = out
             if progress:
                 last = out[str(max_b)]
+                # the replay-only control has no target: its whole change is "off-target"
+                target = f"target {base[s][c]:.0f}->{last[c]:.0f}  " if c in CAPABILITIES else ""
                 print(
-                    f"  seed {s} {c}: {time.time() - t0:.0f}s  target {base[s][c]:.0f}->{last[c]:.0f}  "
+                    f"  seed {s} {c}: {time.time() - t0:.0f}s  {target}"
                     f"mean off-target change {sum(last[j] - base[s][j] for j in CAPABILITIES if j != c) / (len(CAPABILITIES) - (c in CAPABILITIES)):+.1f}",
                     file=sys.stderr, flush=True,
                 )
