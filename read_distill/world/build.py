@@ -244,12 +244,12 @@ def build_world(
             continue
         model = new_model(ModelSize(**msize), len(tok), mseed)
         _log(progress, f"[world] {role}: {n_params(model):,} parameters, training on {tokens:,} label tokens")
-        stages = [teacher_warmup(model, tok, spec, seed, progress)] if role == "teacher" else []
+        warm = teacher_warmup(model, tok, spec, seed, progress) if role == "teacher" else None
         res = sft(
             model, tok, mixture_source(mseed, spec, weights), label_tokens=tokens, lr=lr,
             batch_size=spec.batch_size, seed=mseed, progress=progress, desc=role,
         )
-        stages = [r for r in (*stages, res) if r is not None]
+        stages = [r for r in (warm, res) if r is not None]
         model.save_pretrained(str(out_dir / role), safe_serialization=True)
         tok.save_pretrained(str(out_dir / role))
         _log(progress, f"[world] {role}: trained in {sum(r.seconds for r in stages):.0f}s; measuring held-out accuracy")
