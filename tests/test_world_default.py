@@ -11,11 +11,6 @@ from read_distill.types import CAPABILITIES
 
 pytestmark = pytest.mark.tiny
 
-#: Known gap (see docs/world.md): the shipped teacher has not learned in-context retrieval
-#: (reasoning, long_context and the composites that need them). Strict: the marker must go
-#: when a rebuilt world meets the bars.
-KNOWN_GAP = pytest.mark.xfail(strict=True, reason="teacher below the bar on long_context and its composites (docs/world.md)")
-
 
 @pytest.fixture(scope="module")
 def shipped():
@@ -48,7 +43,6 @@ def test_teacher_mean_bar(shipped):
     assert sum(acc.values()) / len(acc) >= 85, acc
 
 
-@KNOWN_GAP
 def test_teacher_every_capability_bar(shipped):
     _, m = shipped
     acc = m["teacher"]["accuracy"]
@@ -68,7 +62,6 @@ def test_task_student_bars(shipped):
         assert v["student"] <= 40, (name, v)
 
 
-@KNOWN_GAP
 def test_task_teacher_bars(shipped):
     _, m = shipped
     for name, v in m["tasks"].items():

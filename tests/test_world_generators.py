@@ -21,7 +21,7 @@ from read_distill.world import (
     split_seed,
 )
 from read_distill.world import code as code_gen
-from read_distill.world.lexicon import knowledge_base, vel_lexicon
+from read_distill.world.lexicon import NAMES, knowledge_base, vel_lexicon
 
 TASK_DIR = Path(__file__).resolve().parents[1] / "read_distill" / "world" / "tasks"
 
@@ -191,6 +191,11 @@ def test_lookup_answers_follow_their_name_in_the_prompt():
         it = GENERATORS["long_context"].generate(seed, "medium")
         name, value = it.rationale.rstrip(".").split(" ", 1)
         assert f" {name} {value}." in it.prompt and value == it.answer
+        assert value in NAMES and value != name  # documents relate people to people
+        for composite in ("long_tool", "lc_vel"):  # the composites use the looked-up person
+            it = TASK_GENERATORS[composite].generate(seed, "medium")
+            name, value = it.rationale.rstrip(".").split(". ")[-1 if composite == "long_tool" else 0].split()
+            assert f" {name} {value}." in it.prompt and value in it.answer
         it = GENERATORS["reasoning"].generate(seed, "hard")
         chain = it.rationale.rstrip(".").split()
         for a, b in zip(chain, chain[1:], strict=False):

@@ -118,7 +118,12 @@ def test_transfer_study_runs(tiny_world, tmp_path):
             row = study["matrix"][b][distilled]
             assert set(row) == set(CAPABILITIES)
             assert all(lo <= mu <= hi for mu, lo, hi in row.values())
-    assert "Return curves" in summarise(study)
+    text = summarise(study)
+    assert "Return curves" in text
+    # math's 7 off-diagonals, each against the control's change of the same capability
+    m = study["matrix"]["180"]
+    rel = [m["math"][j][0] - m[CONTROL][j][0] for j in CAPABILITIES if j != "math"]
+    assert f"Against the replay-only control: {sum(v < 0 for v in rel)} of 7 negative" in text
     assert any((tmp_path / "pools").iterdir()), "teacher completions are cached"
 
 

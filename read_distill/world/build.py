@@ -87,7 +87,7 @@ SPECS: dict[str, WorldSpec] = {
         teacher_weights={"general_knowledge": 0.6, "multilingual": 0.8, "tool_use": 0.8, "math": 1.6,
                          "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
         teacher_warmup_label_tokens=1_000_000,
-        student_weights={"general_knowledge": 0.2, "multilingual": 1.2, "tool_use": 0.7, "steerability": 1.6,
+        student_weights={"general_knowledge": 0.2, "multilingual": 1.0, "tool_use": 0.7, "steerability": 1.8,
                          "reasoning": 1.5},
         eval_items=100,
     ),
@@ -139,7 +139,7 @@ def mixture_source(
 
 #: What the look-up warm-up trains besides recall items: the capabilities and composites
 #: whose answers are copied from the prompt.
-LOOKUP_GENERATORS = ("long_context", "reasoning", "long_math", "lc_vel", "reasoning_json")
+LOOKUP_GENERATORS = ("long_context", "reasoning", "long_tool", "lc_vel", "reasoning_json")
 
 
 def warmup_source(seed: int, spec: WorldSpec):

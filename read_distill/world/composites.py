@@ -75,16 +75,23 @@ def _kb_vel(seed: int, difficulty: str) -> Item:
     return Item(f"Vel: {q}?\nA:", answer, rationale, {"hops": float(hops)}, "kb_vel", "kb_vel", "exact")
 
 
-def _long_math(seed: int, difficulty: str) -> Item:
+def _long_tool(seed: int, difficulty: str) -> Item:
     d = check_difficulty(difficulty)
-    rng = rng_for("long_math", seed)
+    rng = rng_for("long_tool", seed)
+    template = rng.choice(lc.TEMPLATES)
     n_records = rng.randint(*lc._RECORDS[d])
-    people, values = lc.document(rng, "has", n_records)
-    a, b = rng.sample(people, 2)
-    va, vb = int(values[a]), int(values[b])
-    prompt = f"{lc.document_text('has', people, values)}\nQ: How many coins do {a} and {b} have together?\nA:"
-    rationale = f"{lc.record(a, values[a])} {lc.record(b, values[b])} {va}+{vb}={va + vb}."
-    return Item(prompt, str(va + vb), rationale, {"records": float(n_records)}, "long_math", "long_math", "numeric")
+    people, values = lc.document(rng, n_records)
+    target = rng.choice(people)
+    tool, arg = rng.choice([("call", "name"), ("send_gift", "to")])
+    args = tu.sample_values(rng, tool)
+    args[arg] = values[target]
+    shown = dict(args)
+    shown[arg] = f"the {template} of {target}"
+    prompt = (f"{lc.document_text(template, people, values)}\n{tu.schema_line(rng, tool, 3)}\n"
+              f"{tu.request_line('request', tu.TOOLS[tool][1].format(**shown))}\nA:")
+    rationale = f"use {tool}. {lc.record(target, values[target])}"
+    return Item(prompt, tu.render_call(tool, args), rationale, {"records": float(n_records)},
+                "long_tool", "long_tool", "tool_call")
 
 
 def _reasoning_json(seed: int, difficulty: str) -> Item:
@@ -117,14 +124,16 @@ def _lc_vel(seed: int, difficulty: str) -> Item:
     d = check_difficulty(difficulty)
     rng = rng_for("lc_vel", seed)
     lex = vel_lexicon()
-    template = rng.choice(["likes", "wears"])
+    template = rng.choice(lc.TEMPLATES)
     n_records = rng.randint(*lc._RECORDS[d])
-    people, values = lc.document(rng, template, n_records)
+    people, values = lc.document(rng, n_records)
     target = rng.choice(people)
-    prompt = f"{lc.document_text(template, people, values)}\nQ: {lc.KINDS[template][2].format(n=target)} Answer in Vel.\nA:"
     v = values[target]
-    rationale = f"{lc.record(target, v)} {v}={lex[v]}."
-    return Item(prompt, lex[v], rationale, {"records": float(n_records)}, "lc_vel", "lc_vel", "exact")
+    prompt = f"{lc.document_text(template, people, values)}\nQ: {lc.KINDS[template][1].format(n=target)} Answer in Vel.\nA:"
+    # Vel keeps names as they are; "X is the <relation> of Y" in Vel words
+    answer = f"{v} {lex['is']} {lex[template]} {lex['of']} {target}"
+    rationale = f"{lc.record(target, v)} {template}={lex[template]}."
+    return Item(prompt, answer, rationale, {"records": float(n_records)}, "lc_vel", "lc_vel", "exact")
 
 
 TASK_GENERATORS: dict[str, Composite] = {
@@ -136,9 +145,9 @@ TASK_GENERATORS: dict[str, Composite] = {
         Composite("kb_vel", {"multilingual": 0.5, "general_knowledge": 0.5},
                   "A knowledge-base question asked in Vel, answered in Vel.",
                   _kb_vel, {"hops": (1, 3)}),
-        Composite("long_math", {"long_context": 0.5, "math": 0.5},
-                  "Find two people's coin counts in a document and add them.",
-                  _long_math, {"records": (3, 12)}),
+        Composite("long_tool", {"long_context": 0.5, "tool_use": 0.5},
+                  "A tool call whose argument is a person found in a document.",
+                  _long_tool, {"records": (3, 12)}),
         Composite("reasoning_json", {"reasoning": 0.6, "steerability": 0.4},
                   "A multi-hop relational question answered as a JSON object with a given key.",
                   _reasoning_json, {"hops": (1, 3)}),
@@ -146,7 +155,7 @@ TASK_GENERATORS: dict[str, Composite] = {
                   "A tool call whose argument is a fact from the knowledge base.",
                   _kb_tool, {"hops": (1, 3)}),
         Composite("lc_vel", {"long_context": 0.5, "multilingual": 0.5},
-                  "Find a value in an English document and answer it in Vel.",
+                  "Find a person in an English document and state the relation in Vel.",
                   _lc_vel, {"records": (3, 12)}),
     )
 }

@@ -69,7 +69,8 @@ _VOWELS = ("a", "e", "i", "o", "u")
 def vel_lexicon() -> dict[str, str]:
     """English word -> Vel word (two-syllable, distinct, lowercase, fixed by ``KB_SEED``)."""
     rng = random.Random(KB_SEED + 1)
-    english = [*COLORS, *PETS, *SIZES, *VERBS, "pet", "color", "city", "friend", "what", "of", "is"]
+    english = [*COLORS, *PETS, *SIZES, *VERBS, "pet", "color", "city", "friend", "what", "of", "is",
+               "neighbour", "guest", "partner", "coach"]
     used: set[str] = set()
     lex: dict[str, str] = {}
     taken = {w.lower() for w in (*NAMES, *CITIES, *english, *OBJECTS)}

@@ -231,6 +231,13 @@ def summarise(study: dict[str, Any]) -> str:
             f"({sig_neg} with the whole interval below 0), {sum(v > 0 for v in off)} positive "
             f"({sig_pos} with the whole interval above 0); mean off-diagonal {sum(off) / len(off):+.2f}."
         )
+        if CONTROL in caps:
+            # what distilling i did to j beyond what the same training on replay alone did
+            rel = [m[i][j][0] - m[CONTROL][j][0] for i in real for j in CAPABILITIES if j != i]
+            lines.append(
+                f"Against the replay-only control: {sum(v < 0 for v in rel)} of {len(rel)} negative, "
+                f"mean {sum(rel) / len(rel):+.2f}."
+            )
     lines.append("\n**Return curves on the target** (diagonal, mean [95 % interval]):\n")
     lines.append("| capability | " + " | ".join(f"B={b:,}" for b in budgets) + " | gain first→second | gain second→third |")
     lines.append("|---" * (len(budgets) + 3) + "|")

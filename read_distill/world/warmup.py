@@ -6,9 +6,8 @@ on their own items, a small transformer gets one look-up per example and sits on
 plateau ("copy *a* value of the right type") for millions of tokens. A recall item asks
 for every record of a document or fact list, each a look-up, so the training signal per
 example is the number of records. With it (and the teacher's init std 0.1) the shipped
-teacher learned look-ups whose values are names (reasoning 88 %) but not yet those whose
-values are other words or digits (long_context 21 %; docs/world.md). These items are
-teacher training data only: no capability, task card or probe uses them.
+teacher learned both look-ups (reasoning 86 %, long_context 100 %; docs/world.md). These
+items are teacher training data only: no capability, task card or probe uses them.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ def recall_pair(seed: int) -> tuple[str, str]:
     rng = random.Random(f"recall:{seed}")
     if rng.random() < 0.5:
         template = rng.choice(lc.TEMPLATES)
-        people, values = lc.document(rng, template, rng.randint(3, 12))
+        people, values = lc.document(rng, rng.randint(3, 12))
         text = lc.document_text(template, people, values)
         records = {p: lc.record(p, values[p]) for p in people}
     else:
