@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,25 @@ def test_cached_world_with_a_stale_recipe_is_rebuilt(tmp_path, monkeypatch):
     assert ensure_world("tiny", seed=3) == d
     assert load_manifest(d)["recipe"] == recipe_fingerprint("tiny")
     assert not d.with_name(d.name + ".building").exists()
+
+
+def test_lookup_probe_formats_are_what_docs_say():
+    """docs/lookup_probe.py (the evidence for long_context's format): every format builds
+    tables with distinct keys from its key pool and values from its value pool, and every
+    asked record is answered from the table."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "lookup_probe.py"
+    spec = importlib.util.spec_from_file_location("lookup_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    for fmt, (keys, values, (lo, hi)) in probe.FORMATS.items():
+        for i in range(20):
+            prompt, completion = probe.pair(fmt, i)
+            records = prompt.split("\n")[0].split(": ", 1)[1].rstrip(".").split(". ")
+            table = dict(r.split() for r in records)
+            assert len(table) == len(records) and lo <= len(table) <= hi
+            assert set(table) <= set(keys) and set(table.values()) <= set(values)
+            for answered in completion.strip().rstrip(".").split(". "):
+                key, value = answered.split()
+                assert table[key] == value, (fmt, prompt, completion)
