@@ -69,6 +69,8 @@ _VOWELS = ("a", "e", "i", "o", "u")
 def vel_lexicon() -> dict[str, str]:
     """English word -> Vel word (two-syllable, distinct, lowercase, fixed by ``KB_SEED``)."""
     rng = random.Random(KB_SEED + 1)
+    # long_context's relations come last: words are drawn in order, so appending keeps every
+    # earlier word's Vel word (and the multilingual items built on them) unchanged
     english = [*COLORS, *PETS, *SIZES, *VERBS, "pet", "color", "city", "friend", "what", "of", "is",
                "neighbour", "guest", "partner", "coach"]
     used: set[str] = set()
