@@ -79,9 +79,7 @@ def _long_tool(seed: int, difficulty: str) -> Item:
     d = check_difficulty(difficulty)
     rng = rng_for("long_tool", seed)
     template = rng.choice(lc.TEMPLATES)
-    n_records = rng.randint(*lc._RECORDS[d])
-    people, values = lc.document(rng, n_records)
-    target = rng.choice(people)
+    people, values, target = lc.table(rng, d)
     tool, arg = rng.choice([("call", "name"), ("send_gift", "to")])
     args = tu.sample_values(rng, tool)
     args[arg] = values[target]
@@ -90,7 +88,7 @@ def _long_tool(seed: int, difficulty: str) -> Item:
     prompt = (f"{lc.document_text(template, people, values)}\n{tu.schema_line(rng, tool, 3)}\n"
               f"{tu.request_line('request', tu.TOOLS[tool][1].format(**shown))}\nA:")
     rationale = f"use {tool}. {lc.record(target, values[target])}"
-    return Item(prompt, tu.render_call(tool, args), rationale, {"records": float(n_records)},
+    return Item(prompt, tu.render_call(tool, args), rationale, {"records": float(len(people))},
                 "long_tool", "long_tool", "tool_call")
 
 
@@ -125,15 +123,13 @@ def _lc_vel(seed: int, difficulty: str) -> Item:
     rng = rng_for("lc_vel", seed)
     lex = vel_lexicon()
     template = rng.choice(lc.TEMPLATES)
-    n_records = rng.randint(*lc._RECORDS[d])
-    people, values = lc.document(rng, n_records)
-    target = rng.choice(people)
+    people, values, target = lc.table(rng, d)
     v = values[target]
     prompt = f"{lc.document_text(template, people, values)}\nQ: {lc.KINDS[template][1].format(n=target)} Answer in Vel.\nA:"
     # Vel keeps names as they are; "X is the <relation> of Y" in Vel words
     answer = f"{v} {lex['is']} {lex[template]} {lex['of']} {target}"
     rationale = f"{lc.record(target, v)} {template}={lex[template]}."
-    return Item(prompt, answer, rationale, {"records": float(n_records)}, "lc_vel", "lc_vel", "exact")
+    return Item(prompt, answer, rationale, {"records": float(len(people))}, "lc_vel", "lc_vel", "exact")
 
 
 TASK_GENERATORS: dict[str, Composite] = {

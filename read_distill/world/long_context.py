@@ -41,6 +41,13 @@ def document(rng, n_records: int) -> tuple[list[str], dict[str, str]]:
     return people, values
 
 
+def table(rng, difficulty: int) -> tuple[list[str], dict[str, str], str]:
+    """A document's people and values for a difficulty index, and the person asked about
+    (shared by this capability and the composites built on it)."""
+    people, values = document(rng, rng.randint(*_RECORDS[difficulty]))
+    return people, values, rng.choice(people)
+
+
 def record(name: str, value: str) -> str:
     return f"{name} {value}."
 
@@ -54,9 +61,7 @@ def generate(seed: int, difficulty: str = "medium", template: str | None = None)
     d = check_difficulty(difficulty)
     rng = rng_for(CAPABILITY, seed)
     template = pick_template(rng, TEMPLATES, template)
-    n_records = rng.randint(*_RECORDS[d])
-    people, values = document(rng, n_records)
-    target = rng.choice(people)
+    people, values, target = table(rng, d)
     prompt = f"{document_text(template, people, values)}\nQ: {KINDS[template][1].format(n=target)}\nA:"
-    return Item(prompt, values[target], record(target, values[target]), {"records": float(n_records)},
+    return Item(prompt, values[target], record(target, values[target]), {"records": float(len(people))},
                 CAPABILITY, template, "exact")
