@@ -9,7 +9,7 @@ from read_distill import sim
 from read_distill.config import Config
 from read_distill.sim.dynamics import GatedDynamics, TransferDynamics
 from read_distill.sim.environments import ENVIRONMENTS, SUITE, make_world, paper_figures
-from read_distill.sim.search import Model, realised_spend, search, simplex_grid
+from read_distill.sim.search import Model, one_step, realised_spend, search, simplex_grid
 from read_distill.types import CAPABILITIES
 
 SMALL, LARGE = 20e6, 150e6
@@ -123,3 +123,18 @@ def test_oracle_beats_every_static_policy(name, method):
         assert best.final_utility >= static.final_utility, policy
     # The public wrapper stays callable after the oracle module has been imported.
     assert sim.oracle(world, budget, rounds, seed=0).final_utility == best.final_utility
+
+
+def test_one_step_schedule_is_the_oracle_without_lookahead_value_and_falls_short_with_it():
+    # paper_20m: math's immediate reward is the best every round, and so is the whole run.
+    world, budget, rounds = SUITE["paper_20m"](), ENVIRONMENTS["paper_20m"][1], 8
+    greedy = one_step(world, budget, rounds)
+    assert greedy.method == "one_step" and len(greedy.allocations) == rounds
+    assert all(w == [1.0 if c == "math" else 0.0 for c in CAPABILITIES] for w in greedy.allocations)
+    assert greedy.fixed_utility == pytest.approx(search(world, budget, rounds).fixed_utility, abs=1e-6)
+    # prerequisite: code pays only once reasoning has passed its gate; one step ahead
+    # never sees that, so the one-step schedule ends well below the lookahead oracle.
+    world, budget, rounds = SUITE["prerequisite"](), ENVIRONMENTS["prerequisite"][1], 20
+    greedy, best = one_step(world, budget, rounds), search(world, budget, rounds)
+    gain = greedy.fixed_utility - greedy.initial_utility
+    assert gain < 0.8 * (best.lookahead_utility - best.initial_utility)
