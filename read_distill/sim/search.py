@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from read_distill.config import RewardConfig
 from read_distill.ledger import round_quota
 from read_distill.policies.base import normalise
 from read_distill.rewards import essential
@@ -331,10 +332,11 @@ def search(world: SimWorld, budget_tokens: int, rounds: int = 20) -> OracleSched
     )
 
 
-def one_step(world: SimWorld, budget_tokens: int, rounds: int = 20, top_k: int = 3, beta: float = 0.5) -> OracleSchedule:
+def one_step(world: SimWorld, budget_tokens: int, rounds: int = 20, reward: RewardConfig | None = None) -> OracleSchedule:
     """What a one-step policy plays with perfect knowledge: each round, the allocation with
-    the best true immediate proxy reward r·Δs − β·Spill (SPEC §6; the cost term is the same
-    for every allocation of a round) on the noise-free model.
+    the best true immediate proxy reward r·Δs − β·Spill (SPEC §6, β and top-k from
+    ``reward``, the config's defaults unless given; the cost term is the same for every
+    allocation of a round) on the noise-free model.
 
     A bound, not a baseline: ReAD's bandit learns exactly this one-step reward for the
     declared requirement, so the gap between the oracle and this schedule is what the
@@ -343,10 +345,11 @@ def one_step(world: SimWorld, budget_tokens: int, rounds: int = 20, top_k: int =
     online. Candidates: a step-1/10 simplex grid over the capabilities with r_c > 0 and the
     one-hots on every capability.
     """
+    reward = reward or RewardConfig()
     model = Model(world, int(budget_tokens), rounds)
     r = np.asarray(world.requirement, dtype=float)
     needed = [int(i) for i in np.flatnonzero(r > 0)]
-    ess = essential(tuple(r), top_k)
+    ess = essential(tuple(r), reward.top_k)
     candidates = _unique(np.vstack([_embed(simplex_grid(len(needed), LOOKAHEAD_STEPS), needed, model.n), np.eye(model.n)]))
     profile, spent = model.initial_profile[None, :].copy(), np.zeros((1, model.n))
     schedule = []
@@ -354,8 +357,8 @@ def one_step(world: SimWorld, budget_tokens: int, rounds: int = 20, top_k: int =
         spends = model.quotas[t] * candidates
         after = model.step(np.repeat(profile, len(candidates), axis=0), spends, np.repeat(spent, len(candidates), axis=0))
         delta = after - profile
-        reward = delta @ r - beta * (np.maximum(0.0, -delta[:, ess]) * r[ess]).sum(axis=1)
-        k = int(np.argmax(reward))
+        immediate = delta @ r - reward.beta * (np.maximum(0.0, -delta[:, ess]) * r[ess]).sum(axis=1)
+        k = int(np.argmax(immediate))
         schedule.append(np.asarray(normalise(candidates[k])))
         profile, spent = after[k : k + 1], spent + spends[k : k + 1]
     value = model.replay_value(schedule)
