@@ -52,7 +52,7 @@ import numpy as np
 from read_distill.config import RewardConfig
 from read_distill.ledger import round_quota
 from read_distill.policies.base import normalise
-from read_distill.rewards import essential
+from read_distill.rewards import reward as proxy_reward
 from read_distill.sim import SimResult
 from read_distill.sim.world import SimWorld
 
@@ -347,17 +347,14 @@ def one_step(world: SimWorld, budget_tokens: int, rounds: int = 20, reward: Rewa
     """
     reward = reward or RewardConfig()
     model = Model(world, int(budget_tokens), rounds)
-    r = np.asarray(world.requirement, dtype=float)
-    needed = [int(i) for i in np.flatnonzero(r > 0)]
-    ess = essential(tuple(r), reward.top_k)
+    needed = [int(i) for i in np.flatnonzero(np.asarray(world.requirement) > 0)]
     candidates = _unique(np.vstack([_embed(simplex_grid(len(needed), LOOKAHEAD_STEPS), needed, model.n), np.eye(model.n)]))
     profile, spent = model.initial_profile[None, :].copy(), np.zeros((1, model.n))
     schedule = []
     for t in range(rounds):
         spends = model.quotas[t] * candidates
         after = model.step(np.repeat(profile, len(candidates), axis=0), spends, np.repeat(spent, len(candidates), axis=0))
-        delta = after - profile
-        immediate = delta @ r - reward.beta * (np.maximum(0.0, -delta[:, ess]) * r[ess]).sum(axis=1)
+        immediate = [proxy_reward(world.requirement, profile[0], a, 0, reward.beta, 0.0, reward.top_k)[0] for a in after]
         k = int(np.argmax(immediate))
         schedule.append(np.asarray(normalise(candidates[k])))
         profile, spent = after[k : k + 1], spent + spends[k : k + 1]
