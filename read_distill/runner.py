@@ -31,7 +31,7 @@ from read_distill.policies.base import Pilot, candidate_actions
 from read_distill.rewards import reward
 from read_distill.store import read_json, write_json, write_text
 from read_distill.tasks import card_requirement
-from read_distill.types import Allocation, Context, Example, Profile, TrainStats
+from read_distill.types import Allocation, Context, Example, PilotResult, Profile, TrainStats
 
 #: world.kind -> "module:function" building the World from the config (imported on use).
 WORLDS: dict[str, str] = {
@@ -109,14 +109,18 @@ def _fmt_alloc(capabilities: tuple[str, ...], w: Allocation) -> str:
 def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0: list[float], ledger: Ledger) -> Pilot:
     """Pilot runs for policies that profile (SPEC §6 pre-training, grid search): a short
     distillation from S0 with one fixed allocation on a slice of the profiling budget,
-    charged to the run's ledger as ``profiling`` overhead, outside B."""
+    charged to the run's ledger as ``profiling`` overhead, outside B. Together the pilots
+    never get more than ``policy.profiling_tokens``."""
     capabilities = world.capabilities
-    per_pilot = max(1, config.policy.profiling_tokens // max(1, config.policy.max_actions))
-    calls = {"n": 0}
+    calls = {"n": 0, "left": config.policy.profiling_tokens}
 
-    def pilot(allocation: Allocation) -> tuple[Context, float]:
+    def pilot(allocation: Allocation, tokens: int) -> PilotResult:
+        tokens = min(int(tokens), calls["left"])
+        if tokens <= 0:
+            raise ValueError(f"policy.profiling_tokens: the profiling budget of {config.policy.profiling_tokens:,} tokens is spent")
         calls["n"] += 1
-        private = Ledger(None, per_pilot, config.budget.unit)
+        calls["left"] -= tokens
+        private = Ledger(None, tokens, config.budget.unit)
         # Each pilot gets its own seed: pilots that shared the main run's draws would
         # compare candidates without the training and probe noise the run itself faces.
         pilot_seed = config.run.seed * 1_000_003 + 7919 + calls["n"]
@@ -139,13 +143,12 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
             last_gain=(0.0,) * len(capabilities),
             profile_width_frac=(0.0,) * len(capabilities),
         )
-        # A pilot spends less than a round; scale its profile change to a round's spend (a
-        # linear approximation) so pilot rewards share the scale of the rewards of rounds.
         round_tokens = config.budget.total_tokens // config.run.rounds
         scale = round_tokens / max(1, private.spent)
-        scaled = [b + (a - b) * scale for b, a in zip(before, after, strict=True)]
+        gain = tuple((a - b) * scale for b, a in zip(before, after, strict=True))
+        scaled = [b + g for b, g in zip(before, gain, strict=True)]
         r = reward(requirement, before, scaled, round_tokens, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)[0]
-        return context, r
+        return PilotResult(context=context, gain=gain, reward=r, scale=scale, tokens=private.spent)
 
     return pilot
 

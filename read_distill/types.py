@@ -152,6 +152,27 @@ class Context:
 
 
 @dataclass(frozen=True)
+class PilotResult:
+    """What one pilot run observed, scaled to one round's spend of the main run.
+
+    A pilot spends ``tokens``, not a round's quota; its per-capability score change is
+    multiplied by ``scale`` = round tokens / ``tokens`` (a linear approximation) so that
+    ``gain`` and ``reward`` share the scale of the main run's rounds. Its probe noise is
+    multiplied by ``scale`` too, which is why a policy needs it.
+    """
+
+    #: The context the pilot started from (S0, the whole budget left).
+    context: Context
+    #: Score change per capability in points, scaled to a round.
+    gain: tuple[float, ...]
+    #: The proxy reward of ``gain`` (SPEC §6).
+    reward: float
+    #: Round tokens / pilot tokens.
+    scale: float
+    tokens: int
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     """One charge: ``tokens`` processed in ``phase``; ``billable`` of them count against B."""
 

@@ -16,7 +16,7 @@ from read_distill.config import PolicyConfig
 from read_distill.policies import POLICIES, make_policy
 from read_distill.policies.base import candidate_actions
 from read_distill.policies.read import ReadPolicy
-from read_distill.types import Context
+from read_distill.types import Context, PilotResult
 
 CAPS = ("a", "b", "c", "d")
 R = (0.5, 0.3, 0.2, 0.0)
@@ -260,16 +260,27 @@ def test_exp3_stays_on_the_simplex_and_moves_toward_the_rewarded_capability():
     assert w[1] == max(w)
 
 
-def test_grid_searches_with_a_pilot_and_falls_back_to_task_static_without():
-    def pilot(allocation):
-        ctx = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 0.0)
-        return ctx, float(np.asarray(allocation) @ np.array([0.1, 0.9, 0.3, 0.0]))
+def _pilot(gain_per_share: np.ndarray, calls: list):
+    """A pilot whose one-round score change is ``gain_per_share`` times the allocation."""
 
+    def pilot(allocation, tokens):
+        calls.append((allocation, tokens))
+        ctx = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 0.0)
+        gain = tuple(float(x) for x in np.asarray(allocation) * gain_per_share)
+        return PilotResult(context=ctx, gain=gain, reward=float(np.asarray(R) @ gain), scale=0.5, tokens=tokens)
+
+    return pilot
+
+
+def test_grid_searches_with_a_pilot_and_falls_back_to_task_static_without():
+    calls = []
     actions = candidate_actions(R, None)
-    searched = make_policy(_config(name="grid"), CAPS, R)
-    searched.prepare(pilot, actions, np.random.default_rng(0))
+    searched = make_policy(_config(name="grid", profiling_tokens=len(actions) * 100), CAPS, R)
+    searched.prepare(_pilot(np.array([0.2, 3.0, 1.5, 0.0]), calls), actions, np.random.default_rng(0))
     assert Harness(rounds=1).play(searched)[0][0] == (0.0, 1.0, 0.0, 0.0)
     assert searched.info["searched"] is True
+    # One pilot per candidate, the profiling budget split evenly between them.
+    assert [a for a, _ in calls] == actions and {t for _, t in calls} == {100}
 
     fallback = make_policy(_config(name="grid"), CAPS, R)
     fallback.prepare(None, actions, np.random.default_rng(0))
@@ -277,19 +288,15 @@ def test_grid_searches_with_a_pilot_and_falls_back_to_task_static_without():
     assert "task_static" in fallback.info["fallback"]
 
 
-def test_read_pretrains_on_pilots_and_skips_covered_warm_up():
+def test_read_pretrains_its_model_on_pilot_gains_instead_of_the_warm_up():
     calls = []
-
-    def pilot(allocation):
-        calls.append(allocation)
-        ctx = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 1.0)
-        return ctx, float(np.asarray(allocation) @ np.array([1.0, 3.0, 1.0, 0.0]))
-
-    policy = make_policy(_config(name="read"), CAPS, R)
-    policy.prepare(pilot, candidate_actions(R, None), np.random.default_rng(0))
-    assert calls == [(1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)]
+    policy = make_policy(_config(name="read", profiling_tokens=900), CAPS, R)
+    # The pilots measure the harness's own efficiencies: r . gain is a 1.0, b 3.0, c 1.0.
+    policy.prepare(_pilot(EFFICIENCY, calls), candidate_actions(R, None), np.random.default_rng(0))
+    # One one-hot pilot per capability the reward reads, on equal shares of the budget.
+    assert calls == [((1.0, 0.0, 0.0, 0.0), 300), ((0.0, 1.0, 0.0, 0.0), 300), ((0.0, 0.0, 1.0, 0.0), 300)]
     allocations, _, _ = Harness(rounds=1).play(policy)
-    # The pilots replace the designed warm-up (r) and show "b" is best: play it first.
-    # (Later rounds are chosen by the model fitted on the run's own rounds.)
+    # The pilots' ds fit the model before round 0, so it skips the designed warm-up (r)
+    # and plays the one-hot the pilots show best.
     assert policy.info["designed"] is False
     assert allocations == [(0.0, 1.0, 0.0, 0.0)]

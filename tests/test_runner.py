@@ -11,7 +11,7 @@ from read_distill import sim
 from read_distill.config import Config
 from read_distill.generate import Generator
 from read_distill.ledger import Ledger
-from read_distill.runner import RunDirError, run
+from read_distill.runner import RunDirError, make_pilot, run
 from read_distill.sim import sim_config
 
 BUDGET = 2_000_000
@@ -39,6 +39,31 @@ def test_resume_equals_uninterrupted(world, tmp_path, policy):
         resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
         assert _comparable(resumed) == _comparable(whole), f"stopped after round {k}"
         assert (d / "ledger.jsonl").read_text() == (tmp_path / "whole" / "ledger.jsonl").read_text()
+
+
+def test_read_pilots_are_overhead_outside_b_and_resume_equals_uninterrupted(world, tmp_path):
+    config = _config(world, "read", profiling_tokens=BUDGET // 2)
+    whole = run(config, tmp_path / "whole", world=_sized(world), quiet=True)
+    entries = [json.loads(line) for line in (tmp_path / "whole/ledger.jsonl").read_text().splitlines()]
+    pilots = [e for e in entries if e["phase"] == "profiling"]
+    # One pilot per capability the reward reads, none of it billed against B.
+    assert len(pilots) == int(np.count_nonzero(world.requirement)) and all(e["billable"] == 0 for e in pilots)
+    assert sum(e["billable"] for e in entries) == BUDGET
+    d = tmp_path / "stop"
+    run(config, d, world=_sized(world), quiet=True, stop_after_round=2)
+    resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
+    assert _comparable(resumed) == _comparable(whole)
+
+
+def test_pilots_never_get_more_than_the_profiling_budget(world):
+    config = _config(world, "grid", profiling_tokens=300_000)
+    sized = _sized(world)
+    pilot = make_pilot(config, sized, tuple(world.requirement), list(world.initial_profile), Ledger(None, BUDGET, "train"))
+    w = tuple(1.0 if i == 0 else 0.0 for i in range(len(world.capabilities)))
+    assert pilot(w, 200_000).tokens <= 200_000
+    assert pilot(w, 200_000).tokens <= 100_000  # cut to what is left
+    with pytest.raises(ValueError, match="profiling_tokens"):
+        pilot(w, 1)
 
 
 def test_resume_reuses_saved_examples_of_an_unfinished_round(world, tmp_path):

@@ -8,12 +8,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from read_distill.types import Allocation, Context
+from read_distill.types import Allocation, Context, PilotResult
 
-#: A pilot runs a short, low-budget distillation from S0 with a fixed allocation (charged
-#: as ``profiling`` overhead, outside B) and returns the context it started from and the
-#: reward it observed. Policies that pre-train or grid-search use it in ``prepare``.
-Pilot = Callable[[Allocation], tuple[Context, float]]
+#: ``pilot(allocation, tokens)`` runs a short distillation from S0 with a fixed allocation
+#: on ``tokens`` of the profiling budget (charged as ``profiling`` overhead, outside B; cut
+#: to what is left of it) and returns what it observed. Policies that pre-train or
+#: grid-search call it in ``prepare`` and decide how to split the budget.
+Pilot = Callable[[Allocation, int], PilotResult]
 
 
 class Policy(Protocol):

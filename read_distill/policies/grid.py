@@ -23,16 +23,19 @@ class GridPolicy:
     def __init__(self, capabilities: tuple[str, ...], requirement: tuple[float, ...], config: PolicyConfig):
         self.capabilities = tuple(capabilities)
         self.requirement = tuple(float(x) for x in requirement)
+        self.profiling_tokens = config.profiling_tokens
         self.info: dict[str, Any] = {}
         self._allocation: Allocation = normalise(self.requirement)
         self._pilot_rewards: list[float] = []
         self._searched = False
 
     def prepare(self, pilot: Pilot | None, actions: list[Allocation], rng: np.random.Generator) -> None:
-        """One pilot per candidate; ties keep the earlier (sparser, higher-r) candidate."""
+        """One pilot per candidate on an equal share of the profiling budget; ties keep
+        the earlier (sparser, higher-r) candidate."""
         if pilot is None or not actions:
             return
-        self._pilot_rewards = [float(pilot(a)[1]) for a in actions]
+        tokens = self.profiling_tokens // len(actions)
+        self._pilot_rewards = [float(pilot(a, tokens).reward) for a in actions]
         self._allocation = tuple(float(x) for x in actions[int(np.argmax(self._pilot_rewards))])
         self._searched = True
 

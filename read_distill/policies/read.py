@@ -30,10 +30,13 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   ``_DRIFT``, ``_HIDDEN``). This is what identifies a capability's own value from rounds
   that trained a mixture: a change of s_c is attributed to the share spent on c unless
   the data say otherwise.
-* **Pilots (optional profiling budget).** A pilot reports one scalar reward, scaled up
-  from a fraction of a round's spend (so its noise is scaled up too); the one-hot pilots
-  on the top-k of r only replace the round-0 warm-up (their best one-hot is played
-  first), and the model is then fitted on the run's own rounds.
+* **Pilots (optional profiling budget).** ``prepare`` runs one one-hot pilot per
+  needed capability, each on an equal share of ``policy.profiling_tokens`` (overhead,
+  outside B), and keeps the ds each measured (scaled to a round's spend) as data of the
+  model (SPEC §6: pre-training data from a profiling split). A pilot is its own run from
+  S0, so its noise is independent of the run's rounds, scaled with its change; and it is a
+  designed measurement, so every ensemble member sees it (only the run's rounds are
+  bootstrapped). With pilots the model exists before round 0, so the warm-up is skipped.
 * **Noise.** A probe interval of width W (95 %) is a score noise of W / 3.92 per
   capability. ds_t = s_{t+1} - s_t shares the probe s_{t+1} with ds_{t+1}, with opposite
   signs, so the noise covariance over the buffer is sigma_c^2 (2 on the diagonal, -1 next
@@ -113,9 +116,10 @@ class DeltaEnsemble:
         lin = np.hstack([w, w * spent[:, None]])
         return np.concatenate([np.broadcast_to(lin, (self.members, *lin.shape)), hid], axis=2)
 
-    def fit(self, w, z, spent, y, noise_shape, sigma, prior_mean, prior_std, rng: np.random.Generator) -> None:
+    def fit(self, w, z, spent, y, noise_shape, sigma, prior_mean, prior_std, rng: np.random.Generator, kept: int = 0) -> None:
         """``y`` (N, C_out) score changes; ``sigma`` (C_out,) probe noise per output;
-        ``prior_mean``/``prior_std`` (C_out, d)."""
+        ``prior_mean``/``prior_std`` (C_out, d). The last ``kept`` rows (independent of the
+        others in ``noise_shape``) enter every member once instead of being resampled."""
         n, dz = z.shape
         j, h = self.members, self.hidden
         scale = _INPUT_SCALE / np.sqrt(self.n_cap + dz)
@@ -125,7 +129,9 @@ class DeltaEnsemble:
         phi = self._phi(w, z, spent)  # (J, N, d)
         d = phi.shape[2]
         chol = np.linalg.cholesky(np.linalg.inv(noise_shape))  # P = L L'
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=j).astype(float)  # (J, N)
+        drawn = n - kept
+        counts = np.ones((j, n))
+        counts[:, :drawn] = rng.multinomial(drawn, np.full(drawn, 1.0 / drawn), size=j) if drawn else 0.0  # (J, N)
         anchors = prior_mean[None] + prior_std[None] * rng.standard_normal((j, *prior_mean.shape))
         zphi = np.einsum("nk,jnd->jkd", chol, phi)  # whitened rows L' Phi
         zy = chol.T @ y  # (N, C_out)
@@ -167,12 +173,15 @@ class ReadPolicy:
         """Capabilities the reward reads: r_c > 0 (the gain; the spillover's top-k of r are among them)."""
         return [i for i, r in enumerate(self.requirement) if r > 0]
 
-    def _noise_shape(self, n: int) -> np.ndarray:
-        """Covariance shape of the ds noise of n consecutive rounds (see the docstring)."""
+    def _noise_shape(self, n: int, pilot_scales: list[float]) -> np.ndarray:
+        """Covariance shape of the ds noise of n consecutive rounds followed by the pilots
+        (see the module docstring): a pilot is its own run, so its noise is independent,
+        and scaled up with its change."""
         shape = np.eye(n) * (2.0 + _PROCESS_NOISE)
         idx = np.arange(n - 1)
         shape[idx, idx + 1] = shape[idx + 1, idx] = -1.0
-        return shape
+        pilots = np.diag([(2.0 + _PROCESS_NOISE) * k**2 for k in pilot_scales])
+        return np.block([[shape, np.zeros((n, len(pilot_scales)))], [np.zeros((len(pilot_scales), n)), pilots]])
 
     def _probe_noise(self, contexts: list[Context]) -> np.ndarray:
         """Probe noise std per capability in points: mean interval width / 3.92."""
@@ -181,39 +190,30 @@ class ReadPolicy:
             return np.full(len(self.requirement), _DEFAULT_NOISE)
         return np.maximum(100.0 * np.mean(widths, axis=0) / 3.92, _MIN_NOISE)
 
-    def _pilot_means(self) -> dict[int, float]:
-        """Self-gain estimates from one-hot pilots, reward / r_c (all credit to c); they
-        only pick the first round (see the module docstring)."""
-        means: dict[int, list[float]] = {}
-        for h in self.history:
-            if not h["pilot"]:
-                continue
-            w = np.asarray(h["allocation"], dtype=float)
-            c = int(np.argmax(w))
-            if w[c] >= 1.0 - 1e-9 and self.requirement[c] > 0:
-                means.setdefault(c, []).append(h["reward"] / self.requirement[c])
-        return {c: float(np.mean(v)) for c, v in means.items()}
-
     @staticmethod
     def _ctx_input(context: Context) -> np.ndarray:
         """What the hidden units see of the context besides w: s/100 and b/B."""
         return np.append(np.asarray(context.profile_frac, dtype=float), float(context.remaining_frac))
 
     def _fit(self, context: Context, rng: np.random.Generator) -> DeltaEnsemble | None:
-        """Refit the ensemble on every online round (its ds read from the next context)."""
+        """Refit the ensemble on every online round (its ds read from the next context)
+        and every pilot (its ds measured by the pilot)."""
         online = [h for h in self.history if not h["pilot"]]
-        if not online:
+        pilots = [h for h in self.history if h["pilot"]]
+        if not online and not pilots:
             return None
-        contexts = [Context.from_json(h["context"]) for h in online]
-        profiles = np.asarray([c.profile_frac for c in contexts] + [context.profile_frac], dtype=float) * 100.0
         out = self._needed()
-        y = np.diff(profiles, axis=0)[:, out]  # (N, C_out)
-        w = np.asarray([h["allocation"] for h in online], dtype=float)
+        contexts = [Context.from_json(h["context"]) for h in online + pilots]
+        profiles = np.asarray([c.profile_frac for c in contexts[: len(online)]] + [context.profile_frac], dtype=float) * 100.0
+        gains = np.asarray([h["gain"] for h in pilots], dtype=float).reshape(len(pilots), len(self.capabilities))
+        y = np.vstack([np.diff(profiles, axis=0), gains])[:, out]
+        w = np.asarray([h["allocation"] for h in online + pilots], dtype=float)
         z = np.vstack([self._ctx_input(c) for c in contexts])
         spent = np.asarray([1.0 - c.remaining_frac for c in contexts])
-        n, n_cap = len(online), len(self.capabilities)
-        shape = self._noise_shape(n)
+        shape = self._noise_shape(len(online), [h["scale"] for h in pilots])
+        # Pilot contexts carry no probe intervals; the run's own probes say the noise.
         sigma = self._probe_noise(contexts + [context])[out]
+        n_cap = len(self.capabilities)
         # Pooled GLS estimate of the self-gain per unit share, over all needed capabilities.
         precision = np.linalg.inv(shape)
         num = sum(w[:, c] @ precision @ y[:, k] / sigma[k] ** 2 for k, c in enumerate(out))
@@ -233,7 +233,8 @@ class ReadPolicy:
             prior_std[k, n_cap + c] = _DRIFT * g
             prior_std[k, 2 * n_cap :] = _HIDDEN * g / np.sqrt(self.config.hidden)
             prior_mean[k, c] = m
-        model.fit(w, z, spent, y, shape, sigma, prior_mean, prior_std, rng)
+        # A pilot is a designed measurement, not a sample of the run: every member sees it.
+        model.fit(w, z, spent, y, shape, sigma, prior_mean, prior_std, rng, kept=len(pilots))
         return model
 
     def calibrated_rewards(self) -> np.ndarray:
@@ -244,23 +245,25 @@ class ReadPolicy:
     # -- the Protocol -----------------------------------------------------------------
 
     def prepare(self, pilot: Pilot | None, actions: list[Allocation], rng: np.random.Generator) -> None:
-        """Pre-train: with a pilot, run one per top-k one-hot and buffer the results."""
+        """Pre-train: with a pilot, one one-hot pilot per needed capability on an equal
+        share of the profiling budget; the ds they measure join the model's data."""
         if pilot is None:
             return
-        for allocation in self._designed(actions):
-            context, reward = pilot(allocation)
+        needed = self._needed()
+        tokens = self.config.profiling_tokens // len(needed)
+        for c in needed:
+            allocation = tuple(1.0 if k == c else 0.0 for k in range(len(self.capabilities)))
+            result = pilot(allocation, tokens)
             self.history.append(
-                {"context": context.to_json(), "allocation": list(allocation), "reward": float(reward), "pilot": True}
+                {
+                    "context": result.context.to_json(),
+                    "allocation": list(allocation),
+                    "reward": float(result.reward),
+                    "pilot": True,
+                    "gain": list(result.gain),
+                    "scale": float(result.scale),
+                }
             )
-
-    def _designed(self, actions: list[Allocation]) -> list[Allocation]:
-        """The one-hots on the top-k capabilities of r that are among ``actions`` (pilots)."""
-        n = len(self.capabilities)
-        order = sorted(range(n), key=lambda i: (-self.requirement[i], i))
-        top = [i for i in order[: self.config.top_k] if self.requirement[i] > 0]
-        wanted = [tuple(1.0 if k == i else 0.0 for k in range(n)) for i in top]
-        available = {tuple(float(v) for v in a) for a in actions}
-        return [w for w in wanted if w in available]
 
     def _candidates(self, context: Context, actions: list[Allocation]) -> list[Allocation]:
         """``actions`` plus r, one-hots on every needed capability and mixtures toward r."""
@@ -298,22 +301,16 @@ class ReadPolicy:
         warmup = self._rounds_seen() < self.config.warmup_rounds
         candidates = self._candidates(context, actions)
         model = self._fit(context, rng)
-        if model is None and not self._pilot_means():
+        if model is None:
             choice = normalise(self.requirement)
             self.info = {"warmup": True, "designed": True, "kappa": kappa, "n_actions": len(candidates)}
             return choice
         cand = np.asarray(candidates, dtype=float)
-        if model is None:
-            # Pilots only: rank by the pilots' one-hot values r . (self-gain prior).
-            means = self._pilot_means()
-            values = np.asarray([sum(self.requirement[c] * a[c] * v for c, v in means.items()) for a in cand])
-            mu, sigma = values, np.zeros_like(values)
-        else:
-            m = cand.shape[0]
-            z = np.broadcast_to(self._ctx_input(context), (m, len(self.capabilities) + 1))
-            spent = np.full(m, 1.0 - float(context.remaining_frac))
-            values = self._rewards(model.predict(cand, z, spent))  # (J, M)
-            mu, sigma = values.mean(axis=0), values.std(axis=0)
+        m = cand.shape[0]
+        z = np.broadcast_to(self._ctx_input(context), (m, len(self.capabilities) + 1))
+        spent = np.full(m, 1.0 - float(context.remaining_frac))
+        values = self._rewards(model.predict(cand, z, spent))  # (J, M)
+        mu, sigma = values.mean(axis=0), values.std(axis=0)
         best = int(np.argmax(mu + kappa * sigma))
         self.info = {
             "warmup": warmup,
