@@ -7,7 +7,9 @@ the same dynamics noise. Printed per environment: each policy's gain as a fracti
 the oracle's, mean_s(U_final − U_0) / mean_s(U_oracle − U_0) over seeds (a ratio of
 means, because a single seed's oracle gain can be small next to the dynamics noise), the
 mean over environments, and how often ``read`` beats each baseline (the fraction of
-environments where read's mean final utility is higher). Two rows get a profiling budget
+environments where read's mean final utility is higher) and, since every policy meets
+the same dynamics noise under a seed, on how many environments a seed-paired t-test
+(p < 0.05) finds it better, indistinguishable or worse. Two rows get a profiling budget
 (``--profiling-frac`` × B, spent on pilot runs outside B, reported as overhead): ``grid``
 searches its fixed allocation with it, ``read+pilots`` is ``read`` pre-training its model
 on one-hot pilots; every other row, ``read`` included, spends none.
@@ -41,6 +43,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from read_distill import sim
 from read_distill.sim.dynamics import LinearUtility
@@ -103,6 +106,16 @@ def _job(job: tuple) -> tuple:
         }
     out["wall_s"] = time.perf_counter() - start
     return kind, env, args, out
+
+
+def _paired_outcome(ours: list[float], theirs: list[float], alpha: float = 0.05) -> str:
+    """"better", "worse" or "same": a paired t-test over seeds of final utilities."""
+    diff = np.asarray(ours) - np.asarray(theirs)
+    if len(diff) < 2 or np.ptp(diff) == 0:
+        return "same" if not diff.any() else ("better" if diff.mean() > 0 else "worse")
+    if stats.ttest_rel(ours, theirs).pvalue >= alpha:
+        return "same"
+    return "better" if diff.mean() > 0 else "worse"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,12 +195,26 @@ def main(argv: list[str] | None = None) -> int:
     for row in [r for r in READ_ROWS if r in policies]:
         beats[row] = {p: float(np.mean([mean_final[e][row] > mean_final[e][p] for e in envs])) for p in policies if p not in READ_ROWS}
         print(f"{row + ' beats (frac. of envs)':<{width + 43}}" + " ".join(f"{beats[row][p]:>11.2f}" if p in beats[row] else f"{'':>11}" for p in policies))
+    # Every policy meets the same dynamics noise under a seed (the world draws it from the
+    # seed and round), so seed-paired differences are fair and sharper than the means alone.
+    paired: dict[str, dict[str, list[str]]] = {}
+    for row in beats:
+        paired[row] = {p: [_paired_outcome(results[e]["policies"][row]["final_utility"], results[e]["policies"][p]["final_utility"]) for e in envs] for p in beats[row]}
+        print(f"{row + ' better/same/worse (p<.05)':<{width + 43}}" + " ".join(
+            f"{'/'.join(str(paired[row][p].count(k)) for k in ('better', 'same', 'worse')):>11}" if p in paired[row] else f"{'':>11}" for p in policies))
     for row in [r for r in PROFILED if r in policies]:
         # The allotment counts in B's unit (trained tokens); the ledger's profiling entries
         # count every token the pilots processed (teacher prompt, generated, trained).
         print(f"{row} profiling overhead: {args.profiling_frac:.2f} x B allotted (pilots outside B); the pilots processed "
               f"{np.mean([np.mean(results[e]['policies'][row]['profiling_tokens']) / ENVIRONMENTS[e][1] for e in envs]):.3f} x B tokens in all phases")
-    summary = {"mean_gain_fraction": mean_fraction, "declared_oracle_mean_fraction": bounds["declared"], "one_step_mean_fraction": bounds["one_step"], "beats_fraction": beats, "wall_s": wall}
+    summary = {
+        "mean_gain_fraction": mean_fraction,
+        "declared_oracle_mean_fraction": bounds["declared"],
+        "one_step_mean_fraction": bounds["one_step"],
+        "beats_fraction": beats,
+        "paired_outcome_per_env": {row: {p: dict(zip(envs, v, strict=True)) for p, v in by.items()} for row, by in paired.items()},
+        "wall_s": wall,
+    }
     summary["target"] = {}
     for row in beats:
         checked = [p for p in STATIC_AND_EXP3 if p in beats[row]]
