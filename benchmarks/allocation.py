@@ -23,6 +23,10 @@ the dynamics). Where ``r-oracle`` is below 1 the card's requirement itself costs
 much; where ``1-step`` is below it, looking one round ahead costs the rest (prerequisites);
 what ``read`` loses below ``1-step`` is the cost of learning the dynamics online.
 
+``--probe-noise-scale`` and ``--dynamics-noise-scale`` multiply every environment's noise
+(oracle replays included): a diagnostic that splits what a policy loses to noise from what
+it loses with near-exact observations.
+
 Seeds: 10 by default. Per environment the spread between seed sets is large (one
 policy's gain fraction moves by up to ±0.1 between seeds 0–4 and 5–9), so 5 seeds can
 turn a close comparison either way.
@@ -71,10 +75,18 @@ def _use_tmpfs() -> None:
         tempfile.tempdir = "/dev/shm"
 
 
+def _world(env: str, noise: tuple[float, float]):
+    """The suite environment with its probe and dynamics noise scaled by ``noise``."""
+    world = SUITE[env]()
+    world.probe_noise_std *= noise[0]
+    getattr(world.dynamics, "base", world.dynamics).noise_std *= noise[1]
+    return world
+
+
 def _job(job: tuple) -> tuple:
     """One unit of work in a worker: an oracle (search + replay per seed) or a policy run."""
-    kind, env, args = job
-    world, budget = SUITE[env](), ENVIRONMENTS[env][1]
+    kind, env, noise, args = job
+    world, budget = _world(env, noise), ENVIRONMENTS[env][1]
     start = time.perf_counter()
     if kind == "oracle":
         seeds, rounds = args
@@ -126,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", default=",".join(SUITE), help="comma-separated suite environments")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated policies")
     parser.add_argument("--profiling-frac", type=float, default=0.5, help="profiling budget of grid and read+pilots as a fraction of B (overhead)")
+    parser.add_argument("--probe-noise-scale", type=float, default=1.0, help="diagnostic: multiply every environment's probe noise")
+    parser.add_argument("--dynamics-noise-scale", type=float, default=1.0, help="diagnostic: multiply every environment's dynamics noise")
     parser.add_argument("--json", default="runs/benchmarks/allocation.json", help="where to write the results")
     args = parser.parse_args(argv)
     envs = [e for e in args.envs.split(",") if e]
@@ -137,12 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
 
     jobs = []
+    noise = (args.probe_noise_scale, args.dynamics_noise_scale)
     for env in envs:
-        jobs.append(("oracle", env, (tuple(seeds), args.rounds)))
+        jobs.append(("oracle", env, noise, (tuple(seeds), args.rounds)))
         for policy in policies:
             options = {"profiling_tokens": int(args.profiling_frac * ENVIRONMENTS[env][1])} if policy in PROFILED else {}
-            jobs.extend(("run", env, (policy, s, args.rounds, options)) for s in seeds)
-    jobs.sort(key=lambda j: -COST.get("oracle" if j[0] == "oracle" else j[2][0], 0.2))
+            jobs.extend(("run", env, noise, (policy, s, args.rounds, options)) for s in seeds)
+    jobs.sort(key=lambda j: -COST.get("oracle" if j[0] == "oracle" else j[3][0], 0.2))
 
     start = time.perf_counter()
     results: dict[str, dict] = {env: {"budget_tokens": ENVIRONMENTS[env][1], "policies": {p: {} for p in policies}} for env in envs}
@@ -231,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds,
         "rounds": args.rounds,
         "profiling_frac": args.profiling_frac,
+        "noise_scale": {"probe": args.probe_noise_scale, "dynamics": args.dynamics_noise_scale},
         "environments": results,
         "summary": summary,
     }
