@@ -300,3 +300,20 @@ def test_read_pretrains_its_model_on_pilot_gains_instead_of_the_warm_up():
     # and plays the one-hot the pilots show best.
     assert policy.info["designed"] is False
     assert allocations == [(0.0, 1.0, 0.0, 0.0)]
+
+
+def test_read_noise_covariance_matches_simulated_probe_noise():
+    """Rounds share probes with their neighbours; pilots share the initial probe with each
+    other and with round 0. The covariance read fits with is what probes produce."""
+    from read_distill.policies.read import _PROCESS_NOISE
+
+    policy = make_policy(_config(name="read"), CAPS, R)
+    n, scales = 3, np.array([0.5, 0.25])
+    rng = np.random.default_rng(0)
+    samples = 200_000
+    probes = rng.standard_normal((samples, n + 1))  # s0 .. s3, unit probe noise
+    rounds = np.diff(probes, axis=1) + rng.normal(0, np.sqrt(_PROCESS_NOISE), (samples, n))
+    closing = rng.standard_normal((samples, 2)) + rng.normal(0, np.sqrt(_PROCESS_NOISE), (samples, 2))
+    pilots = (closing - probes[:, :1]) * scales
+    empirical = np.cov(np.hstack([rounds, pilots]), rowvar=False)
+    np.testing.assert_allclose(policy._noise_shape(n, list(scales)), empirical, atol=0.02)

@@ -34,9 +34,10 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   needed capability, each on an equal share of ``policy.profiling_tokens`` (overhead,
   outside B), and keeps the ds each measured (scaled to a round's spend) as data of the
   model (SPEC §6: pre-training data from a profiling split). A pilot is its own run from
-  S0, so its noise is independent of the run's rounds, scaled with its change; and it is a
-  designed measurement, so every ensemble member sees it (only the run's rounds are
-  bootstrapped). With pilots the model exists before round 0, so the warm-up is skipped.
+  S0, so its closing probe and training noise are its own, scaled with its change; its
+  change is measured from the run's initial probe, though, which every pilot and the
+  first round share, and the noise covariance says so. A pilot is a designed
+  measurement, so every ensemble member sees it (only the run's rounds are bootstrapped). With pilots the model exists before round 0, so the warm-up is skipped.
 * **Noise.** A probe interval of width W (95 %) is a score noise of W / 3.92 per
   capability. ds_t = s_{t+1} - s_t shares the probe s_{t+1} with ds_{t+1}, with opposite
   signs, so the noise covariance over the buffer is sigma_c^2 (2 on the diagonal, -1 next
@@ -175,13 +176,19 @@ class ReadPolicy:
 
     def _noise_shape(self, n: int, pilot_scales: list[float]) -> np.ndarray:
         """Covariance shape of the ds noise of n consecutive rounds followed by the pilots
-        (see the module docstring): a pilot is its own run, so its noise is independent,
-        and scaled up with its change."""
-        shape = np.eye(n) * (2.0 + _PROCESS_NOISE)
+        (see the module docstring). A pilot is its own run, so its closing probe and its
+        training noise are its own, scaled up with its change; but every pilot's change is
+        measured from the run's initial probe s0, as is the first round's, so that probe's
+        noise is shared: pilots k and l covary by k*l, pilot k and round 0 by k."""
+        k = np.asarray(pilot_scales, dtype=float)
+        shape = np.eye(n + len(k))
+        shape[:n, :n] *= 2.0 + _PROCESS_NOISE
         idx = np.arange(n - 1)
         shape[idx, idx + 1] = shape[idx + 1, idx] = -1.0
-        pilots = np.diag([(2.0 + _PROCESS_NOISE) * k**2 for k in pilot_scales])
-        return np.block([[shape, np.zeros((n, len(pilot_scales)))], [np.zeros((len(pilot_scales), n)), pilots]])
+        shape[n:, n:] = np.diag((1.0 + _PROCESS_NOISE) * k**2) + np.outer(k, k)
+        if n:
+            shape[0, n:] = shape[n:, 0] = k
+        return shape
 
     def _probe_noise(self, contexts: list[Context]) -> np.ndarray:
         """Probe noise std per capability in points: mean interval width / 3.92."""
