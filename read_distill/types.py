@@ -169,6 +169,7 @@ class PilotResult:
     reward: float
     #: Round tokens / pilot tokens.
     scale: float
+    #: Tokens the pilot spent, in B's unit (its share, cut to what was left).
     tokens: int
 
 

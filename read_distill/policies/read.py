@@ -37,7 +37,8 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   S0, so its closing probe and training noise are its own, scaled with its change; its
   change is measured from the run's initial probe, though, which every pilot and the
   first round share, and the noise covariance says so. A pilot is a designed
-  measurement, so every ensemble member sees it (only the run's rounds are bootstrapped). With pilots the model exists before round 0, so the warm-up is skipped.
+  measurement, so every ensemble member sees it (only the run's rounds are
+  bootstrapped). With pilots the model exists before round 0, so the warm-up is skipped.
 * **Noise.** A probe interval of width W (95 %) is a score noise of W / 3.92 per
   capability. ds_t = s_{t+1} - s_t shares the probe s_{t+1} with ds_{t+1}, with opposite
   signs, so the noise covariance over the buffer is sigma_c^2 (2 on the diagonal, -1 next
@@ -49,9 +50,9 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   allocation, r itself, the one-hots on every capability with r_c > 0 (not only the
   top-k: a task that needs five capabilities gets actions on all five) and the
   half-way mixtures between r and each of them and between r and w_prev.
-* **Warm-up.** The first round plays r (task-static): with the prior above it identifies
-  every needed capability's self-gain at once, and it is the best allocation known
-  before any data. One-hot warm-ups on weak capabilities cost a whole round each.
+* **Warm-up.** Without pilots the first round plays r (task-static): with the prior
+  above it identifies every needed capability's self-gain at once, and it is the best
+  allocation known before any data. One-hot warm-ups on weak capabilities cost a whole round each.
 * **Exploration.** kappa starts at ``config.kappa`` and is multiplied by
   ``config.kappa_decay`` whenever a dev checkpoint shows no improvement; the bonus is
   further scaled by the remaining budget fraction b/B, because information bought late
