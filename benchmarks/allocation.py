@@ -123,9 +123,8 @@ def _job(job: tuple) -> tuple:
 def _paired_outcome(ours: list[float], theirs: list[float], alpha: float = 0.05) -> str:
     """"better", "worse" or "same": a paired t-test over seeds of final utilities."""
     diff = np.asarray(ours) - np.asarray(theirs)
-    if len(diff) < 2 or np.ptp(diff) == 0:
-        return "same" if not diff.any() else ("better" if diff.mean() > 0 else "worse")
-    if stats.ttest_rel(ours, theirs).pvalue >= alpha:
+    # A constant difference has no spread to test; its sign decides.
+    if not diff.any() or (np.ptp(diff) > 0 and stats.ttest_rel(ours, theirs).pvalue >= alpha):
         return "same"
     return "better" if diff.mean() > 0 else "worse"
 
