@@ -27,7 +27,7 @@ def example_cost(ledger: Ledger, prompt_tokens: int, completion_tokens: int, cac
     )
 
 
-#: SPEC §4's reference limits for real models; other capabilities get ``DEFAULT_MAX_NEW_TOKENS``.
+#: The reference limits for real models (docs/method.md §4); other capabilities get ``DEFAULT_MAX_NEW_TOKENS``.
 REFERENCE_MAX_NEW_TOKENS: dict[str, int] = {"math": 512, "code": 512, "long_context": 1024}
 DEFAULT_MAX_NEW_TOKENS = 256
 

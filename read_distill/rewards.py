@@ -1,4 +1,4 @@
-"""Reward and spillover of a round (SPEC §6) as plain functions.
+"""Reward and spillover of a round (docs/method.md §6) as plain functions.
 
 Scores are on the 0–100 scale; the requirement r is on the simplex.
 """

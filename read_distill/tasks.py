@@ -1,4 +1,4 @@
-"""Task cards: load, validate, and the manual requirement vector (SPEC §3)."""
+"""Task cards: load, validate, and the manual requirement vector (docs/method.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rewards and requirement vectors with worked examples (SPEC §3, §6)."""
+"""Rewards and requirement vectors with worked examples (docs/method.md §3, §6)."""
 
 from __future__ import annotations
 

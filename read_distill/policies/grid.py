@@ -1,4 +1,4 @@
-"""Grid-searched static allocation (SPEC §7): the best fixed allocation in A(tau).
+"""Grid-searched static allocation (docs/method.md §7): the best fixed allocation in A(tau).
 
 ``prepare`` runs one short pilot per candidate action on the profiling budget and keeps
 the allocation with the highest pilot reward; every round then plays it. Without a

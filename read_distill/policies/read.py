@@ -1,10 +1,10 @@
-"""ReAD's allocation policy: an ensemble-UCB contextual bandit over allocations (SPEC §6).
+"""ReAD's allocation policy: an ensemble-UCB contextual bandit over allocations (docs/method.md §6).
 
 Each round the policy refits a reward model on everything it has seen and plays
 argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
 
 * **What the model predicts.** The reward R = r . ds - beta * Spill - lambda * cost is a
-  *known* function of the per-capability score change ds of the round (SPEC §6). So
+  *known* function of the per-capability score change ds of the round (docs/method.md §6). So
   each ensemble member predicts the vector ds (one output per capability the reward
   reads: r_c > 0) from [x ; w], and R follows from the formula. A round then gives one
   observation per needed capability instead of one scalar, and the model can tell
@@ -33,7 +33,7 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
 * **Pilots (optional profiling budget).** ``prepare`` runs one one-hot pilot per
   needed capability, each on an equal share of ``policy.profiling_tokens`` (overhead,
   outside B), and keeps the ds each measured (scaled to a round's spend) as data of the
-  model (SPEC §6: pre-training data from a profiling split). A pilot is its own run from
+  model (docs/method.md §6 pilots: pre-training data, profiling overhead outside B). A pilot is its own run from
   S0, so its closing probe and training noise are its own, scaled with its change; its
   change is measured from the run's initial probe, though, which every pilot and the
   first round share, and the noise covariance says so. A pilot is a designed
@@ -88,7 +88,8 @@ _PROCESS_NOISE = 0.25
 #: Probe noise (points) assumed when the probes report no intervals, and its floor.
 _DEFAULT_NOISE = 1.0
 _MIN_NOISE = 0.05
-#: Reward weights of the spillover term (SPEC §6 defaults).
+#: Weight of the spillover term in the model's reward: the default beta of docs/method.md §6
+#: (fixed here, not ``reward.beta``; see docs/method.md §9).
 _BETA = 0.5
 #: Scale of the random first-layer weights of the hidden units.
 _INPUT_SCALE = 1.5
@@ -370,7 +371,7 @@ class ReadPolicy:
 
 
 class GreedyPolicy(ReadPolicy):
-    """Greedy one-step (SPEC §7): ReAD with kappa = 0, i.e. argmax of the ensemble mean."""
+    """Greedy one-step (docs/method.md §7): ReAD with kappa = 0, i.e. argmax of the ensemble mean."""
 
     def _initial_kappa(self) -> float:
         return 0.0

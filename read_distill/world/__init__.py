@@ -4,7 +4,7 @@ Importing this package is cheap (no torch). Models and the build live in
 ``read_distill.world.build`` / ``read_distill.world.model``.
 
 * ``GENERATORS[capability].generate(seed, difficulty, template=None) -> Item`` with
-  ``TEMPLATES`` and ``FACTOR_RANGES`` (factor -> (min, max), SPEC §4).
+  ``TEMPLATES`` and ``FACTOR_RANGES`` (factor -> (min, max), docs/method.md §4).
 * ``TASK_GENERATORS[name].generate(seed, difficulty) -> Item`` for task cards: six
   composites plus ``cap_<capability>`` single-capability tasks.
 * ``grade(item, completion)`` scores with ``GRADERS[item.grader]``.
