@@ -1,23 +1,52 @@
-"""Capability-targeted generation, prompt side (SPEC §4): the template library (typed
-slots, output-format constraints, difficulty factors, reference answers), difficulty
-scores and tertiles, the curriculum, the template share cap and the leakage hashes."""
+"""Capability-targeted generation, prompt side (docs/method.md §4): the template library,
+difficulty scores and tertiles, the curriculum, the template share cap and leakage hashes.
+
+A template pool is a JSONL file, one template a line (the shipped pools are in
+``template_pools/``; ``world.template_dir`` points at others). A row is plain data::
+
+    {"id": "math.fence_perimeter", "capability": "math",
+     "template": "A farmer fences a rectangular field that measures {l} m by {w} m. ...",
+     "slots": {"size": {"type": "choice", "values": [{"digits": 1, "min": 1, "max": 9}, ...]},
+               "l": {"type": "int", "min": "size.min", "max": "size.max"}, ...},
+     "difficulty": ["size"], "factors": {"digits": "size.digits", "steps": 2},
+     "compute": "fence_perimeter", "answer": "{answer}", "grader": "numeric", "format": "..."}
+
+Slots are drawn in order from the seed: ``int`` and ``float`` in [min, max], ``choice`` one
+of ``values``, ``list`` ``count`` distinct values (``replace``: repeats allowed), ``index`` a
+position in an earlier list. A bound or count is a number or names an earlier slot.
+``difficulty`` lists the slots the difficulty hint moves to the easy, middle or hard third
+of their range (``choice`` values are ordered from easy to hard). ``{name}`` in the text or
+the answer, and a name in ``factors``, reads a slot, a step into it (``{rec.capital}``,
+``{pair.0}``) or a value of the row's ``compute`` function.
+
+What plain data cannot say is plain Python, not an expression language in the pools:
+``compute`` names a function of :data:`read_distill.template_functions.FUNCTIONS`, which gets
+the slot values and the seeded ``random.Random`` (for draws that depend on earlier values)
+and returns more named values. A reference answer such as "what does this program print"
+is a small program; as a function it is read, tested and debugged like the rest of the
+code, and no second language has to be learnt or sandboxed. A template without ``answer``
+is ungraded: probes score it by the log-prob of the teacher's answer.
+"""
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import math
-import operator
 import random
 import re
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import PydanticCustomError
 
 from read_distill.config import ConfigError
+from read_distill.graders import GRADERS
+from read_distill.template_functions import FUNCTIONS
 from read_distill.types import DIFFICULTIES, Item
 
 #: (fraction of budget spent below which it applies, (easy, medium, hard) probabilities).
@@ -83,243 +112,19 @@ class TemplateShareCap:
         self._recent = {c: deque(v, maxlen=self.window) for c, v in state.items()}
 
 
-# == The template library (SPEC §4) ======================================================
-#
-# A template is an instruction scaffold with typed slots, read from JSONL (one template a
-# line). Slots are filled in their declared order from a deterministic seed, so a slot's
-# bounds and every expression may use the slots before it. Expressions (slot bounds,
-# derived slots, factors, reference answers) are a small Python subset checked before it
-# runs; nothing in a pool file can call arbitrary code.
+# == The template library ===================================================================
 
 #: The pools shipped with the package, one JSONL file per capability.
 SHIPPED_POOLS = Path(__file__).parent / "template_pools"
 
-SLOT_TYPES = ("int", "float", "choice", "pool", "list", "expr")
-
-#: Largest list an expression may build (range, repetition, comprehension).
-MAX_SEQUENCE = 10_000
-#: Longest string an expression may build (a generated long-context document fits).
-MAX_TEXT = 1_000_000
-
-
-class ExpressionError(ValueError):
-    """An expression uses something outside the safe subset, or fails when evaluated."""
-
-
-#: Format specs ``fmt`` accepts: fill/align/sign, a width of at most two digits, precision, type.
-_SPEC = re.compile(r"[^{}]?[<>^=]?[+\- ]?,?0?\d{0,2}(\.\d{1,2})?[bdefgosxX%]?")
-
-
-def _pow(a: Any, b: Any) -> Any:
-    if isinstance(b, (int, float)) and abs(b) > 64:
-        raise ExpressionError(f"exponent {b} is too large (at most 64)")
-    return a**b
-
-
-def _mul(a: Any, b: Any) -> Any:
-    # Repetition of a string or list is bounded, like every sequence an expression builds.
-    for seq, n in ((a, b), (b, a)):
-        if isinstance(seq, (str, list)) and isinstance(n, int) and len(seq) * n > (MAX_TEXT if isinstance(seq, str) else MAX_SEQUENCE):
-            raise ExpressionError(f"sequence of {len(seq) * n} elements is too long")
-    return a * b
-
-
-def _range(*args: int) -> list[int]:
-    r = range(*args)
-    if len(r) > MAX_SEQUENCE:
-        raise ExpressionError(f"range of {len(r)} elements is too long")
-    return list(r)
-
-
-def _lettered(options: list[Any]) -> str:
-    """``A. x`` / ``B. y`` lines for a multiple-choice question."""
-    return "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(options))
-
-
-def _call_repr(name: str, kwargs: dict[str, Any]) -> str:
-    """``name(k=v, ...)`` with Python-literal values: a reference tool call."""
-    return f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-
-
-_BINOPS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: _mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: _pow,
-}
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
-_COMPARE = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
-}
-#: Functions an expression may call.
-FUNCTIONS: dict[str, Any] = {
-    "abs": abs, "min": min, "max": max, "round": round, "int": int, "float": float, "str": str,
-    "bool": bool, "dict": dict, "len": len, "repr": repr, "sorted": sorted, "sum": sum, "list": list,
-    "range": _range, "reversed": lambda xs: list(reversed(xs)), "set": set, "any": any, "all": all,
-    "prod": lambda xs: _bounded(math.prod(xs)), "gcd": math.gcd, "sqrt": math.sqrt, "floor": math.floor, "ceil": math.ceil, "comb": math.comb,
-    "factorial": lambda n: math.factorial(n) if 0 <= n <= 100 else _fail(f"factorial({n}) is out of range"),
-    "join": lambda xs, sep=", ": sep.join(str(x) for x in xs),
-    "lettered": _lettered,
-    "json": lambda x: json.dumps(x, ensure_ascii=False),
-    "call": lambda name, kwargs: _call_repr(name, kwargs),
-    "fmt": lambda x, spec: format(x, spec) if _SPEC.fullmatch(spec) else _fail(f"format spec {spec!r} is not allowed"),
-}
-#: Methods an expression may call, per receiver type.
-METHODS: dict[type, frozenset[str]] = {
-    str: frozenset({"upper", "lower", "title", "capitalize", "strip", "replace", "split", "count",
-                    "startswith", "endswith", "find", "join", "swapcase", "isdigit"}),
-    list: frozenset({"index", "count"}),
-    dict: frozenset({"get", "keys", "values", "items"}),
-}
-
-
-def _fail(message: str) -> Any:
-    raise ExpressionError(message)
-
-
-def _bounded(value: Any) -> Any:
-    """Refuse results too large to be meant (huge integers, runaway strings or lists)."""
-    if isinstance(value, int) and value.bit_length() > 4096:
-        raise ExpressionError("integer result is too large")
-    if isinstance(value, str) and len(value) > MAX_TEXT:
-        raise ExpressionError(f"string result of {len(value)} characters is too long")
-    if isinstance(value, list) and len(value) > MAX_SEQUENCE:
-        raise ExpressionError(f"result of {len(value)} elements is too long")
-    return value
-
-
-class Expression:
-    """A parsed expression of the safe subset: literals, slot names, arithmetic,
-    comparisons, conditionals, indexing, list/dict literals, one-``for`` comprehensions,
-    and calls of :data:`FUNCTIONS` and of :data:`METHODS`."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        try:
-            self.tree = ast.parse(source.strip(), mode="eval").body
-        except SyntaxError as e:
-            raise ExpressionError(f"not an expression: {e.msg}") from None
-        self.names: set[str] = set()
-        self._check(self.tree, bound=frozenset())
-
-    def _check(self, node: ast.AST, bound: frozenset[str]) -> None:
-        """Refuse every node outside the subset; collect the free names (slot references)."""
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
-            if len(node.generators) != 1 or not isinstance(node.generators[0].target, ast.Name):
-                raise ExpressionError("a comprehension may have one `for NAME in ...` clause only")
-            gen = node.generators[0]
-            self._check(gen.iter, bound)
-            inner = bound | {gen.target.id}
-            for cond in gen.ifs:
-                self._check(cond, inner)
-            self._check(node.elt, inner)
-            return
-        if isinstance(node, ast.Name):
-            if node.id not in bound and node.id not in FUNCTIONS:
-                self.names.add(node.id)
-            return
-        if isinstance(node, ast.Call):
-            if node.keywords:
-                raise ExpressionError("keyword arguments are not allowed in calls")
-            if isinstance(node.func, ast.Name):
-                if node.func.id not in FUNCTIONS:
-                    raise ExpressionError(f"unknown function {node.func.id!r}; allowed: {sorted(FUNCTIONS)}")
-            elif isinstance(node.func, ast.Attribute):
-                allowed = set().union(*METHODS.values())
-                if node.func.attr not in allowed:
-                    raise ExpressionError(f"method {node.func.attr!r} is not allowed; allowed: {sorted(allowed)}")
-                self._check(node.func.value, bound)
-            else:
-                raise ExpressionError("only named functions and methods can be called")
-            for a in node.args:
-                self._check(a, bound)
-            return
-        allowed_nodes = (
-            ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Subscript,
-            ast.Slice, ast.List, ast.Tuple, ast.Dict,
-            ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context,
-        )
-        if not isinstance(node, allowed_nodes):
-            raise ExpressionError(f"{type(node).__name__} is not allowed in expressions")
-        if isinstance(node, ast.BinOp) and type(node.op) not in _BINOPS:
-            raise ExpressionError(f"operator {type(node.op).__name__} is not allowed")
-        if isinstance(node, ast.UnaryOp) and type(node.op) not in _UNARY:
-            raise ExpressionError(f"operator {type(node.op).__name__} is not allowed")
-        if isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops):
-            raise ExpressionError("only ==, !=, <, <=, >, >=, in, not in comparisons are allowed")
-        for child in ast.iter_child_nodes(node):
-            self._check(child, bound)
-
-    def __call__(self, env: dict[str, Any]) -> Any:
-        """Evaluate with slot values ``env``."""
-        try:
-            return self._eval(self.tree, env)
-        except ExpressionError:
-            raise
-        except (ArithmeticError, LookupError, TypeError, ValueError) as e:
-            raise ExpressionError(f"{type(e).__name__}: {e}") from None
-
-    def _eval(self, node: ast.AST, env: dict[str, Any]) -> Any:
-        ev = self._eval
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            if node.id in env:
-                return env[node.id]
-            if node.id in FUNCTIONS:
-                return FUNCTIONS[node.id]
-            raise ExpressionError(f"unknown name {node.id!r}")
-        if isinstance(node, ast.BinOp):
-            return _bounded(_BINOPS[type(node.op)](ev(node.left, env), ev(node.right, env)))
-        if isinstance(node, ast.UnaryOp):
-            return _UNARY[type(node.op)](ev(node.operand, env))
-        if isinstance(node, ast.BoolOp):
-            values = (ev(v, env) for v in node.values)
-            return all(values) if isinstance(node.op, ast.And) else any(values)
-        if isinstance(node, ast.Compare):
-            left = ev(node.left, env)
-            for op, comp in zip(node.ops, node.comparators, strict=True):
-                right = ev(comp, env)
-                if not _COMPARE[type(op)](left, right):
-                    return False
-                left = right
-            return True
-        if isinstance(node, ast.IfExp):
-            return ev(node.body, env) if ev(node.test, env) else ev(node.orelse, env)
-        if isinstance(node, ast.Subscript):
-            return ev(node.value, env)[ev(node.slice, env)]
-        if isinstance(node, ast.Slice):
-            return slice(*(None if p is None else ev(p, env) for p in (node.lower, node.upper, node.step)))
-        if isinstance(node, (ast.List, ast.Tuple)):
-            out = [ev(e, env) for e in node.elts]
-            return out if isinstance(node, ast.List) else tuple(out)
-        if isinstance(node, ast.Dict):
-            if any(k is None for k in node.keys):
-                raise ExpressionError("** in dict literals is not allowed")
-            return {ev(k, env): ev(v, env) for k, v in zip(node.keys, node.values, strict=True)}
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
-            gen = node.generators[0]
-            seq = ev(gen.iter, env)
-            if len(seq) > MAX_SEQUENCE:
-                raise ExpressionError(f"comprehension over {len(seq)} elements is too long")
-            out = []
-            for x in seq:
-                inner = {**env, gen.target.id: x}
-                if all(ev(c, inner) for c in gen.ifs):
-                    out.append(ev(node.elt, inner))
-            return out
-        if isinstance(node, ast.Call):
-            args = [ev(a, env) for a in node.args]
-            if isinstance(node.func, ast.Name):
-                return FUNCTIONS[node.func.id](*args)
-            receiver = ev(node.func.value, env)
-            if node.func.attr not in METHODS.get(type(receiver), frozenset()):
-                raise ExpressionError(f"{type(receiver).__name__} has no allowed method {node.func.attr!r}")
-            return _bounded(getattr(receiver, node.func.attr)(*args))
-        raise ExpressionError(f"{type(node).__name__} is not allowed in expressions")
+#: A slot name, then optional steps into it: a record field or a list position (``rec.capital``, ``pair.0``).
+_PATH = re.compile(r"[A-Za-z_]\w*(?:\.\w+)*")
+#: ``{path}`` placeholders; ``{{`` and ``}}`` are literal braces, any other brace is an error.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + _PATH.pattern + r")\}|[{}]")
 
 
 def format_value(value: Any) -> str:
-    """How a slot value or an answer is written: floats without float noise (``37.05``, not
+    """How a value is written: floats without float noise (``37.05``, not
     ``37.050000000000004``), integral floats as integers, lists comma-separated, dicts as JSON."""
     if isinstance(value, bool):
         return str(value)
@@ -334,261 +139,329 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def lookup(values: Mapping[str, Any], path: str) -> Any:
+    """The value at ``path``: a name in ``values``, then a field or list position per step."""
+    name, *steps = path.split(".")
+    value = values[name]
+    for step in steps:
+        value = value[int(step)] if isinstance(value, list) else value[step]
+    return value
+
+
+def _resolve(bound: Any, values: Mapping[str, Any]) -> Any:
+    """A bound or count: the number itself, or the value it names."""
+    return lookup(values, bound) if isinstance(bound, str) else bound
+
+
 def _band(n: int, difficulty: str | None) -> tuple[int, int]:
-    """Index range [lo, hi) of ``difficulty``'s third of ``n`` ordered values (all if None);
-    an empty third falls back to the nearest non-empty one."""
-    if difficulty is None or n < 3:
-        return (0, n) if difficulty is None or n == 0 else _small_band(n, difficulty)
+    """Index range [lo, hi) of ``difficulty``'s third of ``n`` ordered values (all of them for
+    None). With one or two values, easy takes the first and medium and hard the last."""
+    if difficulty is None or n == 0:
+        return 0, n
+    if n < 3:
+        k = 0 if difficulty == "easy" else n - 1
+        return k, k + 1
     b = DIFFICULTIES.index(difficulty)
-    return (-(-b * n // 3), -(-(b + 1) * n // 3))
+    return -(-b * n // 3), -(-(b + 1) * n // 3)
 
 
-def _small_band(n: int, difficulty: str) -> tuple[int, int]:
-    # One or two values: easy takes the first, hard the last, medium the last of two.
-    k = 0 if difficulty == "easy" or n == 1 else n - 1
-    return (k, k + 1)
+def _number_or_path(numbers: tuple[type, ...], expected: str) -> BeforeValidator:
+    """Accept a number of the given types or a path naming another value; else say ``expected``."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not (
+            isinstance(value, numbers) or isinstance(value, str) and _PATH.fullmatch(value)
+        ):
+            raise PydanticCustomError("expected", expected)
+        return value
+
+    return BeforeValidator(check)
 
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)?)\}|[{}]")
+def _format_spec(spec: str) -> str:
+    try:
+        spec.format(1.5)
+    except (ValueError, IndexError, KeyError, AttributeError):
+        raise PydanticCustomError("expected", "a format string like '{:.2f}'") from None
+    return spec
 
 
-@dataclass(frozen=True)
-class Slot:
-    """One typed slot. ``int``/``float``: ``lo``..``hi`` (numbers or expressions);
-    ``choice``: ``values`` ordered from easy to hard; ``pool``: ``values`` drawn uniformly;
-    ``list``: ``count`` draws from ``values`` (distinct unless ``replace``) joined by ``sep``;
-    ``expr``: derived from earlier slots."""
+_EARLIER = "the name of an earlier slot (like 'n' or 'size.max')"
+IntBound = Annotated[int | str, _number_or_path((int,), f"a whole number or {_EARLIER}")]
+FloatBound = Annotated[float | str, _number_or_path((int, float), f"a number or {_EARLIER}")]
+Factor = Annotated[
+    float | str,
+    _number_or_path((int, float), "a number or the name of a slot or computed value (like 'n' or 'rec.rank')"),
+]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")]
+Text = Annotated[str, StringConstraints(min_length=1)]
 
-    name: str
-    type: str
-    lo: Expression | None = None
-    hi: Expression | None = None
-    format: str = "{:.2f}"
-    values: tuple[Any, ...] = ()
-    count: Expression | None = None
-    sep: str = ", "
-    replace: bool = False
-    value: Expression | None = None
 
-    def fill(self, env: dict[str, Any], rng: random.Random, difficulty: str | None) -> Any:
-        """Draw this slot's value; ``difficulty`` (when this slot drives difficulty) picks the
-        easy/medium/hard third of its range or ordered values."""
-        if self.type == "int":
-            lo, hi = int(self.lo(env)), int(self.hi(env))
-            if hi < lo:
-                raise ExpressionError(f"empty int range {lo}..{hi}")
-            a, b = _band(hi - lo + 1, difficulty)
-            return lo + rng.randrange(a, b)
-        if self.type == "float":
-            lo, hi = float(self.lo(env)), float(self.hi(env))
-            b = DIFFICULTIES.index(difficulty) if difficulty is not None else None
-            x = rng.uniform(lo, hi) if b is None else rng.uniform(lo + b * (hi - lo) / 3, lo + (b + 1) * (hi - lo) / 3)
-            # The value computed with is the value the prompt shows.
-            return float(self.format.format(x))
-        if self.type == "choice":
-            a, b = _band(len(self.values), difficulty)
-            return self.values[rng.randrange(a, b)]
-        if self.type == "pool":
-            return rng.choice(self.values)
-        if self.type == "list":
-            k = int(self.count(env))
-            if self.replace and 0 <= k <= MAX_SEQUENCE:
-                return rng.choices(self.values, k=k)
-            if not 0 <= k <= len(self.values):
-                raise ExpressionError(f"count {k} is not within 0..{len(self.values)} (the number of values)")
-            return rng.sample(list(self.values), k)
-        return self.value(env)
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class _Slot(_Data):
     def render(self, value: Any) -> str:
-        """The text a placeholder of this slot becomes."""
-        if self.type == "float":
-            return self.format.format(value)
-        if self.type == "list":
-            return self.sep.join(format_value(v) for v in value)
+        """The text a ``{slot}`` placeholder becomes."""
         return format_value(value)
 
 
-@dataclass(frozen=True)
-class Template:
-    """An instruction scaffold with typed slots, output-format constraint, difficulty
-    factors, and an optional reference answer expression with its grader."""
+class IntSlot(_Slot):
+    """An integer in [min, max]."""
 
-    id: str
-    capability: str
-    template: str
-    slots: tuple[Slot, ...]
-    factors: dict[str, Expression]
-    answer: Expression | None = None
-    grader: str = ""
+    type: Literal["int"]
+    min: IntBound
+    max: IntBound
+
+    def draw(self, values: Mapping[str, Any], rng: random.Random, difficulty: str | None) -> int:
+        lo, hi = int(_resolve(self.min, values)), int(_resolve(self.max, values))
+        if hi < lo:
+            raise ValueError(f"empty range {lo}..{hi}")
+        a, b = _band(hi - lo + 1, difficulty)
+        return lo + rng.randrange(a, b)
+
+
+class FloatSlot(_Slot):
+    """A number in [min, max], written (and computed with) as ``format`` shows it."""
+
+    type: Literal["float"]
+    min: FloatBound
+    max: FloatBound
+    format: Annotated[str, BeforeValidator(_format_spec)] = "{:.2f}"
+
+    def draw(self, values: Mapping[str, Any], rng: random.Random, difficulty: str | None) -> float:
+        lo, hi = float(_resolve(self.min, values)), float(_resolve(self.max, values))
+        if difficulty is not None:
+            b = DIFFICULTIES.index(difficulty)
+            lo, hi = lo + b * (hi - lo) / 3, lo + (b + 1) * (hi - lo) / 3
+        # Round to what the prompt shows, so the answer is computed from the value the model sees.
+        return float(self.format.format(rng.uniform(lo, hi)))
+
+    def render(self, value: Any) -> str:
+        return self.format.format(value)
+
+
+class ChoiceSlot(_Slot):
+    """One of ``values`` (a string, number, or record that ``{slot.field}`` reads)."""
+
+    type: Literal["choice"]
+    values: Annotated[list[Any], Field(min_length=1)]
+
+    def draw(self, values: Mapping[str, Any], rng: random.Random, difficulty: str | None) -> Any:
+        a, b = _band(len(self.values), difficulty)
+        return self.values[rng.randrange(a, b)]
+
+
+class ListSlot(_Slot):
+    """``count`` of ``values``, distinct unless ``replace``; written joined by ``sep``."""
+
+    type: Literal["list"]
+    values: Annotated[list[Any], Field(min_length=1)]
+    count: IntBound
+    sep: str = ", "
+    replace: bool = False
+
+    def draw(self, values: Mapping[str, Any], rng: random.Random, difficulty: str | None) -> list[Any]:
+        k = int(_resolve(self.count, values))
+        if k < 0 or not self.replace and k > len(self.values):
+            raise ValueError(f"count {k} is not within 0..{len(self.values)} (the number of values)")
+        return rng.choices(self.values, k=k) if self.replace else rng.sample(self.values, k)
+
+    def render(self, value: Any) -> str:
+        return self.sep.join(format_value(v) for v in value)
+
+
+class IndexSlot(_Slot):
+    """A position (from 0) in the earlier list slot ``of``."""
+
+    type: Literal["index"]
+    of: Name
+
+    def draw(self, values: Mapping[str, Any], rng: random.Random, difficulty: str | None) -> int:
+        n = len(values[self.of])
+        if n == 0:
+            raise ValueError(f"no position in the empty list {self.of!r}")
+        a, b = _band(n, difficulty)
+        return rng.randrange(a, b)
+
+
+Slot = Annotated[IntSlot | FloatSlot | ChoiceSlot | ListSlot | IndexSlot, Field(discriminator="type")]
+SLOT_TYPES: dict[str, type[_Slot]] = {
+    "int": IntSlot,
+    "float": FloatSlot,
+    "choice": ChoiceSlot,
+    "list": ListSlot,
+    "index": IndexSlot,
+}
+
+
+class Template(_Data):
+    """One row of a pool: an instruction scaffold with typed slots, an output-format
+    constraint, difficulty factors and an optional reference answer with its grader."""
+
+    id: Text
+    capability: Text
+    template: Text
     format: str = ""
-    #: Slots a factor depends on (directly or through derived slots): difficulty moves them.
-    drivers: frozenset[str] = frozenset()
+    slots: dict[Name, Slot] = {}
+    difficulty: tuple[str, ...] = ()
+    compute: str | None = None
+    factors: Annotated[dict[str, Factor], Field(min_length=1)]
+    answer: str | None = None
+    grader: str | None = None
+
+    @property
+    def graded_by(self) -> str:
+        """The grader of this template's items: ``grader``, by default ``exact``; "" when ungraded."""
+        return "" if self.answer is None else self.grader or "exact"
 
     def fill(self, seed: int, difficulty: str | None = None) -> dict[str, Any]:
-        """The slot values for ``seed`` (``difficulty`` None: every slot drawn uniformly)."""
+        """Slot and computed values for ``seed`` (``difficulty`` None: every slot drawn uniformly)."""
         # A string seed goes through SHA-512 in `random`, so draws do not depend on
         # PYTHONHASHSEED, the platform or the Python version.
         rng = random.Random(f"{self.id}|{seed}|{difficulty}")
-        env: dict[str, Any] = {}
-        for slot in self.slots:
-            env[slot.name] = slot.fill(env, rng, difficulty if slot.name in self.drivers else None)
-        return env
+        values: dict[str, Any] = {}
+        for name, slot in self.slots.items():
+            values[name] = slot.draw(values, rng, difficulty if name in self.difficulty else None)
+        if self.compute is not None:
+            computed = FUNCTIONS[self.compute](dict(values), rng)
+            clash = sorted(set(computed) & set(values))
+            if clash:
+                raise ValueError(f"compute {self.compute!r} returns {clash}, which are slot names")
+            values.update(computed)
+        return values
 
-    def render(self, text: str, env: dict[str, Any]) -> str:
-        """``text`` with ``{slot}`` / ``{slot.field}`` replaced; ``{{`` and ``}}`` are braces."""
-        by_name = {s.name: s for s in self.slots}
+    def render(self, text: str, values: Mapping[str, Any]) -> str:
+        """``text`` with each ``{path}`` replaced by the value it names; ``{{`` and ``}}`` are braces."""
 
         def sub(m: re.Match[str]) -> str:
-            token = m.group(0)
-            if token in ("{{", "}}"):
-                return token[0]
-            name, _, field = m.group(1).partition(".")
-            value = env[name]
-            return format_value(value[field]) if field else by_name[name].render(value)
+            path = m.group(1)
+            if path is None:
+                return m.group(0)[0]
+            return self.slots[path].render(values[path]) if path in self.slots else format_value(lookup(values, path))
 
         return _PLACEHOLDER.sub(sub, text)
 
     def instantiate(self, seed: int, difficulty: str | None = None) -> Item:
         """The item of ``seed`` at ``difficulty`` (deterministic in both)."""
-        env = self.fill(seed, difficulty)
-        prompt = self.render(self.template, env)
+        values = self.fill(seed, difficulty)
+        prompt = self.render(self.template, values)
         if self.format:
-            prompt += "\n\n" + self.render(self.format, env)
+            prompt += "\n\n" + self.render(self.format, values)
         return Item(
             prompt=prompt,
-            answer=format_value(self.answer(env)) if self.answer is not None else "",
-            factors={k: float(f(env)) for k, f in self.factors.items()},
+            answer="" if self.answer is None else self.render(self.answer, values),
+            factors={k: float(lookup(values, f) if isinstance(f, str) else f) for k, f in self.factors.items()},
             capability=self.capability,
             template=self.id,
-            grader=self.grader,
+            grader=self.graded_by,
         )
 
 
-def _parse_template(raw: Any, where: str) -> Template:
-    """One JSONL row → Template; every problem raises ConfigError naming ``where`` and the field."""
-    from read_distill.graders import GRADERS
+def _bad(where: str, field: str, expected: str, got: Any) -> ConfigError:
+    return ConfigError(f"{where}: field {field!r}: expected {expected}, got {got!r}")
 
-    def bad(field: str, expected: str, got: Any) -> ConfigError:
-        return ConfigError(f"{where}: field {field!r}: expected {expected}, got {got!r}")
 
-    def expr(field: str, value: Any, known: set[str]) -> Expression:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise bad(field, "a number or an expression string", value)
-        try:
-            e = Expression(str(value))
-        except ExpressionError as err:
-            raise bad(field, f"an expression of the safe subset ({err})", value) from None
-        unknown = e.names - known
-        if unknown:
-            raise bad(field, f"an expression over earlier slots {sorted(known)}; unknown names {sorted(unknown)}", value)
-        return e
+#: Pydantic error types whose message does not read as "expected ...".
+_EXPECTED = {
+    "missing": "a value (the field is required)",
+    "string_too_short": "a non-empty string",
+    "too_short": "at least one entry",
+}
 
+
+def _describe(error: Mapping[str, Any], where: str) -> ConfigError:
+    """The first pydantic error of a row as one line naming the field and the expected form."""
+    loc = [str(p) for p in error["loc"]]
+    model: type[BaseModel] = Template
+    if len(loc) > 2 and loc[0] == "slots" and loc[2] in SLOT_TYPES:
+        model = SLOT_TYPES[loc.pop(2)]  # the discriminator's own step: not a field of the row
+    kind, got = error["type"], error.get("input")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        got = got.get("type") if isinstance(got, dict) else got
+        return _bad(where, ".".join([*loc, "type"]), f"one of {sorted(SLOT_TYPES)}", got)
+    if kind == "extra_forbidden":
+        return _bad(where, ".".join(loc), f"one of the fields {list(model.model_fields)}", loc[-1])
+    expected = (
+        error["msg"] if kind == "expected" else _EXPECTED.get(kind, error["msg"].removeprefix("Input should be "))
+    )
+    return _bad(where, ".".join(loc), expected, None if kind == "missing" else got)
+
+
+def _check_slot_references(t: Template, where: str) -> None:
+    """Every bound, count and ``of`` that names a slot names one declared before."""
+    earlier: dict[str, _Slot] = {}
+    for name, slot in t.slots.items():
+        for key in ("min", "max", "count", "of"):
+            ref = getattr(slot, key, None)
+            if isinstance(ref, str) and ref.split(".")[0] not in earlier:
+                kind = "a list slot" if key == "of" else "a number or a slot"
+                raise _bad(where, f"slots.{name}.{key}", f"{kind} declared before {name!r} {list(earlier)}", ref)
+        if isinstance(slot, IndexSlot) and not isinstance(earlier[slot.of], ListSlot):
+            raise _bad(where, f"slots.{name}.of", f"a list slot declared before {name!r}", slot.of)
+        earlier[name] = slot
+
+
+def _check_fields(t: Template, where: str) -> None:
+    """The difficulty slots, the compute function, the grader and the braces of the texts."""
+    for name in t.difficulty:
+        if not isinstance(t.slots.get(name), (IntSlot, FloatSlot, ChoiceSlot, IndexSlot)):
+            ranged = [n for n, s in t.slots.items() if not isinstance(s, ListSlot)]
+            raise _bad(where, "difficulty", f"names of int, float, choice or index slots {ranged}", name)
+    if t.compute is not None and t.compute not in FUNCTIONS:
+        raise _bad(where, "compute", "the name of a function in read_distill.template_functions.FUNCTIONS", t.compute)
+    if t.grader is not None and t.answer is None:
+        raise _bad(where, "grader", "no grader when there is no answer (the item is scored by log-prob)", t.grader)
+    if t.grader is not None and t.grader not in GRADERS:
+        raise _bad(where, "grader", f"one of {sorted(GRADERS)}", t.grader)
+    for field in ("template", "format", "answer"):
+        text = getattr(t, field) or ""
+        if any(m.group(0) in "{}" for m in _PLACEHOLDER.finditer(text)):
+            raise _bad(where, field, "text whose literal braces are doubled ({{ and }})", text)
+
+
+def _check_names(t: Template, values: Mapping[str, Any], where: str) -> None:
+    """Every placeholder and factor names a slot or a computed value."""
+    texts = {field: getattr(t, field) or "" for field in ("template", "format", "answer")}
+    uses = [(field, m.group(1)) for field, text in texts.items() for m in _PLACEHOLDER.finditer(text) if m.group(1)]
+    uses += [(f"factors.{k}", v) for k, v in t.factors.items() if isinstance(v, str)]
+    computed = sorted(set(values) - set(t.slots))
+    for field, path in uses:
+        if path.split(".")[0] not in values:
+            known = f"slots {list(t.slots)}" + (f" or values of {t.compute!r} {computed}" if t.compute else "")
+            raise _bad(where, field, f"names of {known}", path)
+
+
+def _failed(t: Template, where: str, difficulty: str | None, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"{where}: template {t.id!r} fails to instantiate ({difficulty or 'any'} difficulty): {type(err).__name__}: {err}"
+    )
+
+
+def parse_template(raw: Any, where: str) -> Template:
+    """One JSONL row → Template; every problem raises a one-line ConfigError naming ``where`` and the field."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-    allowed = {"id", "capability", "template", "slots", "factors", "answer", "grader", "format"}
-    extra = sorted(set(raw) - allowed)
-    if extra:
-        raise bad(extra[0], f"one of the fields {sorted(allowed)}", extra[0])
-    for key in ("id", "capability", "template"):
-        if not isinstance(raw.get(key), str) or not raw[key].strip():
-            raise bad(key, "a non-empty string", raw.get(key))
-    slots_raw = raw.get("slots", {})
-    if not isinstance(slots_raw, dict):
-        raise bad("slots", "an object of name -> slot", slots_raw)
-    slots: list[Slot] = []
-    known: set[str] = set()
-    deps: dict[str, set[str]] = {}
-    for name, spec in slots_raw.items():
-        field = f"slots.{name}"
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in FUNCTIONS:
-            raise bad(field, "a slot name that is an identifier and not a function name", name)
-        if not isinstance(spec, dict) or spec.get("type") not in SLOT_TYPES:
-            raise bad(f"{field}.type", f"one of {list(SLOT_TYPES)}", spec.get("type") if isinstance(spec, dict) else spec)
-        kind = spec["type"]
-        keys = {"int": {"min", "max"}, "float": {"min", "max"}, "choice": {"values"}, "pool": {"values"},
-                "list": {"values", "count"}, "expr": {"value"}}[kind]
-        optional = {"float": {"format"}, "list": {"sep", "replace"}}.get(kind, set())
-        for key in sorted(keys - set(spec)):
-            raise bad(f"{field}.{key}", f"a value (required for a {kind} slot)", None)
-        for key in sorted(set(spec) - keys - optional - {"type"}):
-            raise bad(f"{field}.{key}", f"one of {sorted(keys | optional | {'type'})} for a {kind} slot", key)
-        kw: dict[str, Any] = {"name": name, "type": kind}
-        if kind in ("int", "float"):
-            kw["lo"], kw["hi"] = expr(f"{field}.min", spec["min"], known), expr(f"{field}.max", spec["max"], known)
-            deps[name] = kw["lo"].names | kw["hi"].names
-            if kind == "float":
-                fmt = spec.get("format", "{:.2f}")
-                try:
-                    fmt.format(1.5)
-                except (ValueError, IndexError, KeyError, AttributeError):
-                    raise bad(f"{field}.format", "a format string like '{:.2f}'", fmt) from None
-                kw["format"] = fmt
-        elif kind == "expr":
-            kw["value"] = expr(f"{field}.value", spec["value"], known)
-            deps[name] = kw["value"].names
-        else:
-            values = spec["values"]
-            if not isinstance(values, list) or not values:
-                raise bad(f"{field}.values", "a non-empty list", values)
-            kw["values"] = tuple(values)
-            if kind == "list":
-                kw["count"] = expr(f"{field}.count", spec["count"], known)
-                deps[name] = kw["count"].names
-                sep = spec.get("sep", ", ")
-                if not isinstance(sep, str):
-                    raise bad(f"{field}.sep", "a string", sep)
-                kw["sep"] = sep
-                if not isinstance(spec.get("replace", False), bool):
-                    raise bad(f"{field}.replace", "true or false", spec["replace"])
-                kw["replace"] = spec.get("replace", False)
-            else:
-                deps[name] = set()
-        slots.append(Slot(**kw))
-        known.add(name)
-    factors_raw = raw.get("factors")
-    if not isinstance(factors_raw, dict) or not factors_raw:
-        raise bad("factors", "a non-empty object of factor name -> number or expression", factors_raw)
-    factors = {k: expr(f"factors.{k}", v, known) for k, v in factors_raw.items()}
-    # A slot drives difficulty when a factor depends on it, directly or through derived slots.
-    drivers: set[str] = set()
-    frontier = set().union(*(f.names for f in factors.values()))
-    while frontier:
-        name = frontier.pop()
-        if name not in drivers:
-            drivers.add(name)
-            if next(s for s in slots if s.name == name).type in ("expr", "list"):
-                frontier |= deps[name]
-    answer = expr("answer", raw["answer"], known) if "answer" in raw else None
-    grader = raw.get("grader", "exact" if answer is not None else "")
-    if answer is None and "grader" in raw:
-        raise bad("grader", "no grader when there is no answer (the item is scored by log-prob)", grader)
-    if answer is not None and grader not in GRADERS:
-        raise bad("grader", f"one of {sorted(GRADERS)}", grader)
-    fmt = raw.get("format", "")
-    if not isinstance(fmt, str):
-        raise bad("format", "a string (the output-format constraint)", fmt)
-    for field, text in (("template", raw["template"]), ("format", fmt)):
-        for m in _PLACEHOLDER.finditer(text):
-            token = m.group(0)
-            if token in ("{{", "}}"):
-                continue
-            if m.group(1) is None:
-                raise bad(field, "text whose literal braces are doubled ({{ and }})", text)
-            if m.group(1).partition(".")[0] not in known:
-                raise bad(field, f"placeholders naming slots {sorted(known)}", "{" + m.group(1) + "}")
-    template = Template(
-        id=raw["id"], capability=raw["capability"], template=raw["template"], slots=tuple(slots),
-        factors=factors, answer=answer, grader=grader, format=fmt, drivers=frozenset(drivers),
-    )
-    # A trial instantiation per difficulty catches what only evaluation shows (a bad index,
-    # an empty range, a non-numeric factor) at load time rather than mid-run.
+    try:
+        template = Template.model_validate(raw)
+    except ValidationError as e:
+        raise _describe(e.errors()[0], where) from None
+    _check_slot_references(template, where)
+    _check_fields(template, where)
+    # Trial draws, one per difficulty hint, catch what only drawing shows (an empty range, a
+    # failing compute function, a non-numeric factor) at load time rather than mid-run. Any
+    # exception a row's draw or compute function raises is that row's error.
+    try:
+        values = template.fill(0)
+    except Exception as err:
+        raise _failed(template, where, None, err) from None
+    _check_names(template, values, where)
     for difficulty in (None, *DIFFICULTIES):
         try:
             template.instantiate(0, difficulty)
-        except ExpressionError as err:
-            raise ConfigError(f"{where}: template {raw['id']!r} fails to instantiate ({difficulty or 'any'} difficulty): {err}") from None
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"{where}: template {raw['id']!r} fails to instantiate: {type(err).__name__}: {err}") from None
+        except Exception as err:
+            raise _failed(template, where, difficulty, err) from None
     return template
 
 
@@ -607,9 +480,9 @@ def load_pool(path: Path | str) -> list[Template]:
             raw = json.loads(line)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
-        t = _parse_template(raw, f"{path}:{n}")
+        t = parse_template(raw, f"{path}:{n}")
         if t.id in seen:
-            raise ConfigError(f"{path}:{n}: field 'id': expected an id unique in the pool, got {t.id!r} again")
+            raise _bad(f"{path}:{n}", "id", "an id unique in the pool", t.id)
         seen.add(t.id)
         templates.append(t)
     return templates
@@ -653,8 +526,8 @@ def calibrate(items: list[Item]) -> Calibration:
             lo, hi = ranges.get(k, (v, v))
             ranges[k] = (min(lo, v), max(hi, v))
     ds = sorted(difficulty_score(it.factors, ranges) for it in items)
-    q = lambda p: ds[min(len(ds) - 1, int(p * len(ds)))]  # noqa: E731
-    return Calibration(ranges, (q(1 / 3), q(2 / 3)))
+    cut = lambda p: ds[min(len(ds) - 1, int(p * len(ds)))]  # noqa: E731
+    return Calibration(ranges, (cut(1 / 3), cut(2 / 3)))
 
 
 class TemplateSource:
@@ -676,9 +549,7 @@ class TemplateSource:
         self.calibration: dict[str, Calibration] = {}
         self.reach: dict[str, set[str]] = {}
         for capability, pool in self.by_capability.items():
-            samples = {
-                t.id: [t.instantiate(-1 - k, DIFFICULTIES[k % 3]) for k in range(per_template)] for t in pool
-            }
+            samples = {t.id: [t.instantiate(-1 - k, DIFFICULTIES[k % 3]) for k in range(per_template)] for t in pool}
             cal = calibrate([it for items in samples.values() for it in items])
             self.calibration[capability] = cal
             for tid, items in samples.items():
@@ -686,6 +557,7 @@ class TemplateSource:
 
     @property
     def capabilities(self) -> tuple[str, ...]:
+        """The capabilities the pools cover."""
         return tuple(self.by_capability)
 
     def tertile(self, item: Item) -> str:
