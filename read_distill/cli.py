@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from read_distill.config import ConfigError, load_config
+from read_distill.policies import POLICIES
 
 EXIT_BAD_INPUT = 2
 
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="policies x seeds at equal budget -> comparison.json + table")
     cmp_.add_argument("config")
     cmp_.add_argument("overrides", nargs="*")
-    cmp_.add_argument("--policies", nargs="+", default=["read", "greedy", "uniform", "task_static", "exp3", "random"])
+    cmp_.add_argument("--policies", nargs="+", choices=list(POLICIES), default=["read", "greedy", "uniform", "task_static", "exp3", "random"])
     cmp_.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     cmp_.add_argument("--out", type=Path, help="output directory (default runs/compare-<name>-<time>)")
     cmp_.add_argument("--quiet", action="store_true")

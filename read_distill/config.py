@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from read_distill.policies import POLICIES
 from read_distill.types import CAPABILITIES
 
 
@@ -61,7 +63,7 @@ class RewardConfig(_Section):
 
 
 class PolicyConfig(_Section):
-    name: str = Field("read", description="Policy: read, greedy, uniform, task_static, one_hot, fixed, random, exp3, grid.")
+    name: str = Field("read", description=f"Policy: one of {', '.join(POLICIES)}.")
     kappa: float = Field(1.0, ge=0, description="UCB exploration weight (read).")
     kappa_decay: float = Field(0.7, gt=0, le=1, description="Factor on kappa when dev utility stalls.")
     warmup_rounds: int = Field(5, ge=0, description="Rounds of random candidate actions before UCB.")
@@ -76,6 +78,14 @@ class PolicyConfig(_Section):
     weights: dict[str, float] | None = Field(None, description="fixed: the allocation, capability -> weight.")
     schedule: list[dict[str, float]] | None = Field(None, description="schedule: one allocation per round.")
     exp3_gamma: float = Field(0.3, gt=0, le=1, description="exp3: initial exploration rate (decays).")
+
+    @field_validator("name")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        # Checked with the config so that a typo fails before a world or model is loaded.
+        if v not in POLICIES:
+            raise PydanticCustomError("unknown_policy", "unknown policy; expected one of {names}", {"names": ", ".join(POLICIES)})
+        return v
 
 
 class GenerationConfig(_Section):

@@ -31,7 +31,7 @@ DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 class Item:
     """One instantiated prompt of a capability with its reference answer.
 
-    ``factors`` are the difficulty control factors (SPEC §4), e.g. ``{"hops": 3}``.
+    ``factors`` are the difficulty control factors (docs/method.md §4), e.g. ``{"hops": 3}``.
     ``rationale`` is a step-by-step solution (the CoT signal) or empty.
     """
 
@@ -120,7 +120,7 @@ Allocation = tuple[float, ...]
 
 @dataclass(frozen=True)
 class Context:
-    """The bandit context x_t = [r ; s/100 ; b_t/B ; rho_t] (SPEC §6), kept structured."""
+    """The bandit context x_t = [r ; s/100 ; b_t/B ; rho_t] (docs/method.md §6), kept structured."""
 
     requirement: tuple[float, ...]
     profile_frac: tuple[float, ...]
@@ -165,7 +165,7 @@ class PilotResult:
     context: Context
     #: Score change per capability in points, scaled to a round.
     gain: tuple[float, ...]
-    #: The proxy reward of ``gain`` (SPEC §6).
+    #: The proxy reward of ``gain`` (docs/method.md §6).
     reward: float
     #: Round tokens / pilot tokens.
     scale: float

@@ -66,6 +66,20 @@ def test_compare_writes_table_with_p_values(tmp_path, capsys):
     assert "| uniform |" in table and "p (vs read)" in table
 
 
+def test_typo_in_policy_name_exits_2_before_creating_anything(tmp_path, capsys):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text("world: {kind: sim}\npolicy: {name: task_statc}\n")
+    run_dir = tmp_path / "run"
+    assert main(["run", str(cfg), "--run-dir", str(run_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "policy.name: unknown policy; expected one of read, greedy, uniform, task_static" in err
+    assert not run_dir.exists()
+    with pytest.raises(SystemExit) as e:
+        main(["compare", str(cfg), "--policies", "read", "unifrom"])
+    assert e.value.code == 2
+
+
 @pytest.mark.parametrize("argv", [["run"], ["compare"], ["bogus"]])
 def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as e:

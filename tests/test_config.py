@@ -45,6 +45,15 @@ def test_bad_keys_are_named(override, needle):
         load_config(None, [override])
 
 
+def test_typo_in_policy_name_names_the_field_and_the_policies():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["policy.name=unifrom"])
+    message = str(e.value)
+    assert len(message.splitlines()) == 1
+    assert "policy.name: unknown policy; expected one of read, greedy, uniform, task_static" in message
+    assert "(got 'unifrom')" in message
+
+
 def test_bad_file_errors_name_the_file(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("run: [1, 2\n")

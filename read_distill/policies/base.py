@@ -1,19 +1,28 @@
-"""The policy interface and the candidate action set A(tau, w_prev) of SPEC §6."""
+"""The policy interface: what the round loop asks of a policy and what it hands one.
+
+Interfaces only, like ``backends/base.py``; their data (``Allocation``, ``Context``,
+``PilotResult``) is the shared vocabulary of ``read_distill.types``, and the action set
+they are offered is built in ``policies/actions.py``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import combinations
 from typing import Any, Protocol
 
 import numpy as np
 
+# runner.py still imports candidate_actions from here; drop this once it imports it from
+# read_distill.policies.actions.
+from read_distill.policies.actions import candidate_actions
 from read_distill.types import Allocation, Context, PilotResult
+
+__all__ = ["Pilot", "Policy", "candidate_actions"]
 
 #: ``pilot(allocation, tokens)`` runs a short distillation from S0 with a fixed allocation
 #: on ``tokens`` of the profiling budget (charged as ``profiling`` overhead, outside B; cut
-#: to what is left of it) and returns what it observed. Policies that pre-train or
-#: grid-search call it in ``prepare`` and decide how to split the budget.
+#: to what is left of it) and returns what it observed. The round loop builds it; policies
+#: that pre-train or grid-search call it in ``prepare`` and decide how to split the budget.
 Pilot = Callable[[Allocation, int], PilotResult]
 
 
@@ -24,7 +33,8 @@ class Policy(Protocol):
     info: dict[str, Any]
 
     def prepare(self, pilot: Pilot, actions: list[Allocation], rng: np.random.Generator) -> None:
-        """Called once before round 0; may spend the profiling budget through ``pilot``."""
+        """Called once before round 0 when the run has a profiling budget
+        (``policy.profiling_tokens`` > 0), which it may spend through ``pilot``."""
         ...
 
     def select(self, context: Context, actions: list[Allocation], rng: np.random.Generator) -> Allocation:
@@ -47,58 +57,3 @@ class Policy(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
         ...
-
-
-def normalise(weights: np.ndarray | list[float]) -> Allocation:
-    """Project non-negative weights onto the simplex; rounded so duplicates compare equal."""
-    w = np.clip(np.asarray(weights, dtype=float), 0.0, None)
-    total = w.sum()
-    if total <= 0:
-        raise ValueError("an allocation needs some positive weight")
-    return tuple(round(float(x), 6) for x in w / total)
-
-
-def candidate_actions(
-    requirement: tuple[float, ...],
-    previous: Allocation | None,
-    top_k: int = 3,
-    grid: tuple[float, ...] = (0.25, 0.5, 0.75),
-    max_actions: int = 50,
-) -> list[Allocation]:
-    """A(tau, w_prev): sparse actions on the top-k capabilities of r, then local moves.
-
-    (i) one-hots on each of the top-k capabilities and, for each pair of them, the mixes
-    ``(g, 1 - g)`` for g in ``grid``; (ii) perturbations of ``previous`` that move one grid
-    step (the smallest grid value) of mass from one capability to another. Deduplicated,
-    order-preserving, at most ``max_actions``.
-    """
-    n = len(requirement)
-    r = np.asarray(requirement, dtype=float)
-    # Stable order: highest requirement first, ties by position.
-    top = [int(i) for i in sorted(range(n), key=lambda i: (-r[i], i))[: min(top_k, n)] if r[i] > 0]
-    actions: list[Allocation] = []
-    for i in top:
-        actions.append(normalise(np.eye(n)[i]))
-    for i, j in combinations(top, 2):
-        for g in grid:
-            w = np.zeros(n)
-            w[i], w[j] = g, 1.0 - g
-            actions.append(normalise(w))
-    if previous is not None:
-        step = min(grid)
-        prev = np.asarray(previous, dtype=float)
-        actions.append(normalise(prev))
-        for i in range(n):
-            if prev[i] <= 0:
-                continue
-            for j in range(n):
-                if i == j:
-                    continue
-                w = prev.copy()
-                moved = min(step, w[i])
-                w[i] -= moved
-                w[j] += moved
-                actions.append(normalise(w))
-    seen: set[Allocation] = set()
-    unique = [a for a in actions if not (a in seen or seen.add(a))]
-    return unique[:max_actions]

@@ -74,7 +74,8 @@ from typing import Any
 import numpy as np
 
 from read_distill.config import PolicyConfig
-from read_distill.policies.base import Pilot, normalise
+from read_distill.policies.actions import normalise
+from read_distill.policies.base import Pilot
 from read_distill.rewards import essential
 from read_distill.types import Allocation, Context
 

@@ -8,83 +8,15 @@ Public, stable entry points (outside checks call them):
 * ``oracle(world, budget_tokens, rounds)``
 
 Both ``run`` and ``oracle`` go through the real round loop (``runner.run``), in a
-temporary run directory unless ``run_dir`` is given.
+temporary run directory unless ``run_dir`` is given. The package only re-exports:
+``world`` and ``dynamics`` define the world, ``runs`` runs it, ``search`` finds the oracle.
 """
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
 from read_distill.sim.dynamics import LinearUtility, TransferDynamics
+from read_distill.sim.runs import SimResult, run, sim_config
+from read_distill.sim.search import oracle
 from read_distill.sim.world import SimWorld
 
-__all__ = ["SimWorld", "TransferDynamics", "LinearUtility", "SimResult", "run", "oracle"]
-
-
-@dataclass
-class SimResult:
-    """What a simulated run produced."""
-
-    initial_utility: float
-    final_utility: float
-    #: One allocation per round, in capability order.
-    allocations: list[list[float]]
-    #: The probed profile before round 0 and after every round, in capability order.
-    profiles: list[list[float]]
-    summary: dict[str, Any] = field(default_factory=dict)
-    #: For the oracle: which search won ("fixed" or "lookahead").
-    method: str = ""
-
-
-def sim_config(world: SimWorld, policy: str, budget_tokens: int, rounds: int, seed: int, **options: Any):
-    """The Config of a simulated run (what ``run`` executes)."""
-    from read_distill.config import Config
-
-    return Config.model_validate(
-        {
-            "capabilities": list(world.capabilities),
-            "run": {"name": world.name, "seed": seed, "rounds": rounds},
-            "budget": {"total_tokens": int(budget_tokens)},
-            "policy": {"name": policy, **options},
-            "world": {"kind": "sim"},
-        }
-    )
-
-
-def run(
-    world: SimWorld,
-    policy: str = "read",
-    budget_tokens: int = 20_000_000,
-    rounds: int = 20,
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    **policy_options: Any,
-) -> SimResult:
-    """Run ``policy`` on ``world`` through the real round loop and return the result."""
-    from read_distill.runner import run as run_loop
-
-    config = sim_config(world, policy, budget_tokens, rounds, seed, **policy_options)
-    sized = world.with_example_tokens(int(budget_tokens), rounds)
-    if run_dir is None:
-        with tempfile.TemporaryDirectory(prefix="read-sim-") as tmp:
-            summary = run_loop(config, Path(tmp) / "run", world=sized, quiet=True)
-    else:
-        summary = run_loop(config, Path(run_dir), world=sized, quiet=True)
-    caps = world.capabilities
-    return SimResult(
-        initial_utility=summary["initial_utility"],
-        final_utility=summary["final_utility"],
-        allocations=[[a[c] for c in caps] for a in summary["allocations"]],
-        profiles=[[p[c] for c in caps] for p in summary["profiles"]],
-        summary=summary,
-    )
-
-
-def oracle(world: SimWorld, budget_tokens: int, rounds: int = 20, **options: Any) -> SimResult:
-    """The best schedule found with knowledge of the dynamics, replayed through the runner."""
-    from read_distill.sim.search import oracle as search
-
-    return search(world, budget_tokens, rounds, **options)
+__all__ = ["SimWorld", "TransferDynamics", "LinearUtility", "SimResult", "run", "oracle", "sim_config"]

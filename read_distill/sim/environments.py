@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from read_distill.config import Config, ConfigError
 from read_distill.sim.dynamics import GatedDynamics, GeometricUtility, LinearUtility, MinUtility, TransferDynamics
 from read_distill.sim.world import SimWorld
 from read_distill.types import CAPABILITIES
@@ -297,12 +298,10 @@ _SUITE_BUDGETS: dict[str, int] = {
 ENVIRONMENTS: dict[str, Any] = {name: (build, _SUITE_BUDGETS[name]) for name, build in SUITE.items()}
 
 
-def make_world(config) -> SimWorld:
+def make_world(config: Config) -> SimWorld:
     """The environment named by ``config.world.sim_environment`` (runner entry point)."""
     name = config.world.sim_environment
     if name not in ENVIRONMENTS:
-        from read_distill.config import ConfigError
-
         raise ConfigError(f"world.sim_environment: unknown environment {name!r}; expected one of {sorted(ENVIRONMENTS)}")
     world = ENVIRONMENTS[name][0]()
     return world.with_example_tokens(config.budget.total_tokens, config.run.rounds)

@@ -51,9 +51,9 @@ import numpy as np
 
 from read_distill.config import RewardConfig
 from read_distill.ledger import round_quota
-from read_distill.policies.base import normalise
+from read_distill.policies.actions import normalise
 from read_distill.rewards import reward as proxy_reward
-from read_distill.sim import SimResult
+from read_distill.sim.runs import SimResult, run
 from read_distill.sim.world import SimWorld
 
 #: At most this many capabilities get the fine grid in the fixed-allocation search.
@@ -334,7 +334,7 @@ def search(world: SimWorld, budget_tokens: int, rounds: int = 20) -> OracleSched
 
 def one_step(world: SimWorld, budget_tokens: int, rounds: int = 20, reward: RewardConfig | None = None) -> OracleSchedule:
     """What a one-step policy plays with perfect knowledge: each round, the allocation with
-    the best true immediate proxy reward r·Δs − β·Spill (SPEC §6, β and top-k from
+    the best true immediate proxy reward r·Δs − β·Spill (docs/method.md §6, β and top-k from
     ``reward``, the config's defaults unless given; the cost term is the same for every
     allocation of a round) on the noise-free model.
 
@@ -383,8 +383,6 @@ def oracle(
     the ``schedule`` policy under ``seed``. ``method`` is "fixed" or "lookahead"; the
     search's noise-free values are in ``summary["oracle"]``.
     """
-    from read_distill.sim import run
-
     plan = plan or search(world, budget_tokens, rounds)
     if len(plan.allocations) != rounds:
         raise ValueError(f"oracle: plan has {len(plan.allocations)} rounds, the run {rounds}")
