@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from read_distill.report import ReportError, _nice_ticks, write_report
+from read_distill.report import (
+    ReportError,
+    _allocation_figure,
+    _dev_figure,
+    _profile_figure,
+    _reward_figure,
+    load_run,
+    spend_shares,
+    write_report,
+)
 from read_distill.runner import run
 from read_distill.sim import sim_config
 from read_distill.sim.environments import paper_world
@@ -39,6 +50,19 @@ def finished(tmp_path_factory) -> Path:
     return _sim_run(tmp_path_factory.mktemp("rep") / "read")
 
 
+@pytest.fixture(scope="module")
+def with_replay(finished, tmp_path_factory) -> Path:
+    """The finished run as if a quarter of every round had trained on replay data (the sim
+    world has no replay mixture; a micro-world run records it the same way)."""
+    run_dir = tmp_path_factory.mktemp("replay") / "read"
+    shutil.copytree(finished, run_dir)
+    for path in sorted(run_dir.glob("rounds/*/reward.json")):
+        reward = read_json(path)
+        reward["spend_per_capability"]["replay"] = sum(reward["spend_per_capability"].values()) // 3
+        path.write_text(json.dumps(reward))
+    return run_dir
+
+
 def test_one_run_report_has_every_chart_and_the_final_numbers(finished):
     path = write_report([finished])
     assert path == finished / "report.html"
@@ -46,11 +70,9 @@ def test_one_run_report_has_every_chart_and_the_final_numbers(finished):
     summary = read_json(finished / "summary.json")
     for anchor in SECTIONS:
         assert "<svg" in _section(html, anchor), anchor
-    for c in summary["final_profile"]:
-        assert c in html
     final = _section(html, "final")
     for c, v in summary["final_profile"].items():
-        assert f"{v:.2f}" in final
+        assert c in final and f"{v:.2f}" in final
         assert f"{v - summary['initial_profile'][c]:+.2f}" in final
         lo, hi = summary["final_intervals"][c]
         assert f"[{lo:.2f}, {hi:.2f}]" in final
@@ -61,12 +83,55 @@ def test_one_run_report_has_every_chart_and_the_final_numbers(finished):
     assert "μ" in _section(html, "reward") and "κ" in _section(html, "reward")
 
 
-def test_every_svg_is_well_formed(finished):
+def test_report_is_one_self_contained_page_of_well_formed_svgs(finished):
     html = write_report(finished, out=finished / "again.html").read_text()
-    svgs = re.findall(r"<svg class=\"chart.*?</svg>", html, re.S)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html), "nothing may be fetched"
+    assert not re.search(r"<script|<link|<img|<iframe|@import|url\(\s*['\"]?http", html)
+    svgs = re.findall(r'<svg class="chart".*?</svg>', html, re.S)
     assert len(svgs) >= len(SECTIONS)
+    ids = []
     for svg in svgs:
-        ET.fromstring(svg)  # raises on broken markup or unescaped text
+        root = ET.fromstring(svg)  # raises on broken markup or unescaped text
+        ids += [e.get("id") for e in root.iter() if e.get("id")]
+    assert len(ids) == len(set(ids)), "ids must be unique across the page's figures"
+
+
+def test_importing_the_package_does_not_import_matplotlib():
+    code = "import sys, read_distill.cli, read_distill.report; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_replay_is_its_own_series_and_the_shares_add_to_100(with_replay):
+    shares = spend_shares(load_run(with_replay))
+    assert "replay" in shares
+    for t in range(ROUNDS):
+        assert sum(v[t] for v in shares.values()) == pytest.approx(100)
+        assert shares["replay"][t] == pytest.approx(25, abs=0.01)
+    final = _section(write_report(with_replay).read_text(), "final")
+    rows = re.findall(r"<tr><td>([^<]+)</td>.*?<td>([\d.]+) %</td></tr>", final)
+    assert [c for c, _ in rows][-1] == "replay"
+    assert sum(float(s) for _, s in rows) == pytest.approx(100, abs=0.2)
+    assert dict(rows)["replay"] == "25.0"
+
+
+def test_score_axes_are_0_to_100_and_rounds_are_numbered_from_1(finished):
+    view = load_run(finished)
+    for fig in (_profile_figure(view), _dev_figure([view], [view.label]), _allocation_figure([view], [view.label])):
+        for ax in (ax for ax in fig.axes if ax.get_visible()):
+            assert ax.get_ylim() == (0, 100)
+    # The console prints "round 1/6" for rounds/0000: bars stand at rounds 1..6.
+    (ax,) = _allocation_figure([view], [view.label]).axes
+    assert {round(p.get_x() + p.get_width() / 2) for p in ax.patches} == set(range(1, ROUNDS + 1))
+
+
+def test_each_reward_part_fills_its_own_panel(finished):
+    view = load_run(finished)
+    _, parts_ax, cost_ax = _reward_figure(view, {}).axes
+    costs = [r.reward["cost_penalty"] for r in view.rounds]
+    assert max(costs) > 2 * max(abs(r.reward["gain"]) for r in view.rounds), "the case where one shared scale squashes the gains"
+    lo, hi = cost_ax.get_ylim()
+    assert max(costs) >= 0.8 * (hi - lo), "the cost bars fill their panel, however small the cost"
+    assert parts_ax.get_ylim()[0] > -max(costs) / 2, "gain and spillover are not squashed by the cost"
 
 
 def test_unfinished_run_renders_with_an_incomplete_note(tmp_path):
@@ -76,6 +141,7 @@ def test_unfinished_run_renders_with_an_incomplete_note(tmp_path):
     assert "Incomplete run: 3 of 6 rounds committed" in html
     assert "<svg" in _section(html, "allocation")
     assert "not measured yet" in html
+    assert "latest (after round 3)" in _section(html, "final")
 
 
 def test_run_dir_stopped_before_any_commit_still_renders(tmp_path):
@@ -109,12 +175,6 @@ def test_not_a_run_dir_is_a_clear_error(tmp_path):
         write_report([tmp_path])
     with pytest.raises(ReportError, match="no such run directory"):
         write_report([tmp_path / "missing"])
-
-
-def test_nice_ticks_cover_the_range():
-    for lo, hi in [(0, 1), (-10.3, 0.7), (17.2, 19.3), (0, 20_000_000), (5, 5)]:
-        ticks = _nice_ticks(lo, hi)
-        assert ticks[0] <= lo and ticks[-1] >= hi and len(ticks) <= 12
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="chromium not installed")
