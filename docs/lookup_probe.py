@@ -18,9 +18,12 @@ import random
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from read_distill.world.build import shipped_world_dir
+from read_distill.backends.hf import generate_batched
+from read_distill.config import TrainConfig
+from read_distill.train import fit_stream
+from read_distill.world.build import MAX_POSITIONS, shipped_world_dir
 from read_distill.world.lexicon import CITIES, COLORS, NAMES, PETS
-from read_distill.world.model import ModelSize, generate, new_model, sft
+from read_distill.world.model import ModelSize, new_model
 
 _DIGITS = tuple("123456789")
 
@@ -70,22 +73,15 @@ def main() -> None:
         evals.append((f"{text}\nQ: {key}?\nA:", table[key]))
 
     def report(label_tokens: int) -> None:
-        outs = generate(model, tok, [p for p, _ in evals], max_new_tokens=6)
+        outs = [g.text for g in generate_batched(model, tok, [p for p, _ in evals], max_new_tokens=6, batch_size=64)]
         hits = sum(o.split()[1:2] == [f"{v}."] for (_, v), o in zip(evals, outs, strict=True))
         print(f"{args.format} seed {args.seed}: {label_tokens:>8,} label tokens  accuracy {100 * hits / len(evals):.0f} %",
               flush=True)
-        model.train()
 
-    marks = [args.tokens * k // 6 for k in range(1, 6)]
-
-    def checkpoint(step: int, label_tokens: int) -> None:
-        if marks and label_tokens >= marks[0]:
-            marks.pop(0)
-            report(label_tokens)
-
-    res = sft(model, tok, lambda i: pair(args.format, i), label_tokens=args.tokens, lr=1e-3, batch_size=32,
-              seed=args.seed, min_lr_frac=1.0, callback=checkpoint)
-    report(res.label_tokens)
+    config = TrainConfig(lr=1e-3, schedule="constant", warmup_frac=0.01, batch_size=32, adam_beta2=0.98,
+                         max_seq_tokens=MAX_POSITIONS, mixed_precision="no")
+    fit_stream(model, tok, lambda i: pair(args.format, i), args.tokens, config, seed=args.seed,
+               marks=[args.tokens * k // 6 for k in range(1, 7)], on_mark=report, quiet=True)
 
 
 if __name__ == "__main__":

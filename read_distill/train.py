@@ -52,7 +52,10 @@ from __future__ import annotations
 import bisect
 import contextlib
 import math
+import sys
+import time
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +197,7 @@ class TrainState:
             {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.adam_beta2))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.optimizer_steps = 0
 
@@ -458,4 +461,67 @@ def fit(
         optimizer_steps=len(batches),
         mean_loss=sum(step_losses) / len(step_losses) if step_losses else 0.0,
         spend_per_capability=spend_per_capability,
+    )
+
+
+#: Examples drawn from a stream per call of :func:`fit` in :func:`fit_stream`.
+STREAM_CHUNK = 2048
+
+
+def fit_stream(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    source: Callable[[int], tuple[str, str]],
+    label_tokens: int,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    marks: Iterable[int] = (),
+    on_mark: Callable[[int], None] | None = None,
+    desc: str = "train",
+    quiet: bool = False,
+) -> TrainStats:
+    """Train on the (prompt, completion) pairs ``source(0), source(1), ...`` until
+    ``label_tokens`` label tokens: pretraining and one-off fine-tuning (the world build, the
+    transfer study) through :func:`fit`, so they encode and train exactly as a run does.
+
+    One LR schedule spans the whole stream (a private ledger of ``label_tokens`` under the
+    ``train`` unit). ``on_mark(m)`` runs once exactly ``m`` label tokens are trained, for
+    each ``m`` in ``marks`` (checkpoints, probes). A progress line goes to stderr about
+    every 10 s unless ``quiet``.
+    """
+    ledger = Ledger(None, label_tokens, "train")
+    state = TrainState(model, config, cpu=next(model.parameters()).device.type == "cpu")
+    wanted = {int(m) for m in marks}
+    stops = sorted({m for m in wanted if 0 < m < label_tokens} | {int(label_tokens)})
+    start = chunk = steps = trained = 0
+    loss = 0.0
+    t0 = last = time.perf_counter()
+    for stop in stops:
+        while ledger.spent < stop:
+            # fit encodes every example itself; the token-count fields are not read.
+            examples = [Example(*source(i), capability=desc, prompt_tokens=0, completion_tokens=0) for i in range(start, start + STREAM_CHUNK)]
+            stats = fit(model, tokenizer, examples, stop - ledger.spent, ledger, chunk, config, state, seed=seed, quiet=True)
+            if stats.billable_tokens == 0:
+                raise ValueError(f"{desc}: the stream gives no trainable tokens at example {start}")
+            start, chunk = start + stats.examples, chunk + 1
+            steps, trained, loss = steps + stats.optimizer_steps, trained + stats.trained_tokens, stats.mean_loss
+            if not quiet and (time.perf_counter() - last > 10 or ledger.spent >= label_tokens):
+                last = time.perf_counter()
+                print(
+                    f"  [{desc}] step {steps} label_tokens {ledger.spent:,}/{label_tokens:,} loss {loss:.3f} "
+                    f"{trained / (last - t0):.0f} tok/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if on_mark is not None and stop in wanted:
+            on_mark(stop)
+    model.eval()
+    return TrainStats(
+        examples=start,
+        trained_tokens=trained,
+        billable_tokens=ledger.spent,
+        optimizer_steps=steps,
+        mean_loss=loss,
+        spend_per_capability={},
     )

@@ -78,17 +78,18 @@ def test_deterministic_from_seed(tiny_world, tmp_path):
     assert other["checksums"]["teacher"] != manifest["checksums"]["teacher"]
 
 
-def test_generate_and_grade(tiny_world):
-    from transformers import AutoTokenizer
+def test_eval_command_reproduces_the_manifest(tiny_world, capsys):
+    """`world eval` measures through the run's backends; the manifest's figures are its figures."""
+    from read_distill.world.build import main
 
-    from read_distill.world import split_items
-    from read_distill.world.model import accuracy, load_model
-
-    out, _ = tiny_world
-    tok = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
-    model = load_model(out / "student")
-    acc, scores = accuracy(model, tok, split_items("math", "test", 4), max_new_tokens=8)
-    assert 0 <= acc <= 100 and len(scores) == 4
+    out, manifest = tiny_world
+    for role in ("teacher", "student"):
+        assert main(["eval", "--dir", str(out), "--model", role, "--json"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["accuracy"] == manifest[role]["accuracy"]
+        assert printed["tasks"] == manifest[role]["tasks"]
+    assert main(["eval", "--dir", str(out), "--model", str(out / "missing")]) == 2
+    assert "holds no model" in capsys.readouterr().err
 
 
 def test_info_command(tiny_world, capsys):
@@ -161,3 +162,38 @@ def test_lookup_probe_formats_are_what_docs_say():
             for answered in completion.strip().rstrip(".").split(". "):
                 key, value = answered.split()
                 assert table[key] == value, (fmt, prompt, completion)
+
+
+@pytest.mark.parametrize("adds_bos", [True, False])
+def test_build_path_and_run_path_feed_identical_ids(adds_bos):
+    """The world build trains (fit_stream) and a run generates (generate_batched) on the same
+    prompt ids, and whether they start with <bos> is the tokenizer's decision alone."""
+    import copy
+
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    from read_distill.backends.hf import generate_batched
+    from read_distill.config import TrainConfig
+    from read_distill.train import fit_stream
+    from read_distill.world.model import ModelSize, new_model, train_tokenizer, world_texts
+
+    tok = train_tokenizer(world_texts(4), 300)
+    if not adds_bos:
+        backend = copy.deepcopy(tok.backend_tokenizer)
+        backend.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B", special_tokens=[])
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>")
+    model = new_model(ModelSize(16, 1, 2, 32), len(tok), seed=0)
+    seen: list[list[int]] = []
+    model.model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: seen.append(kwargs["input_ids"][0].tolist()), with_kwargs=True
+    )
+    prompt, completion = "Q: What is 2 plus 3?\nA:", " 5"
+    fit_stream(model, tok, lambda i: (prompt, completion), 2, TrainConfig(batch_size=1, mixed_precision="no"), quiet=True)
+    trained = seen[0]
+    seen.clear()
+    generate_batched(model, tok, [prompt], max_new_tokens=1)
+    fed = seen[0]
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    assert fed == ([tok.bos_token_id] if adds_bos else []) + prompt_ids
+    assert trained[: len(fed)] == fed

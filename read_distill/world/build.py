@@ -10,6 +10,10 @@ Command line (the CLI delegates here)::
 
     python -m read_distill.world.build build [--size default|tiny] [--seed 0] [--out DIR]
     python -m read_distill.world.build info [--size default] [--dir DIR] [--json]
+    python -m read_distill.world.build eval --model teacher|student|PATH [--items N] [--json]
+
+The manifest's accuracy figures are :func:`evaluate`'s, the same measurement ``world
+eval`` prints: the run's student backend generates and the run's graders grade.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from read_distill.types import CAPABILITIES
 from read_distill.world import (
@@ -36,7 +40,12 @@ from read_distill.world import (
     split_seed,
 )
 
+if TYPE_CHECKING:
+    from read_distill.config import TrainConfig
+
 MANIFEST = "manifest.json"
+#: Context length of the world's models (and the longest training sequence).
+MAX_POSITIONS = 512
 PACKAGE_ARTEFACTS = Path(__file__).parent / "artefacts"
 
 
@@ -159,27 +168,62 @@ def warmup_source(seed: int, spec: WorldSpec):
     return source
 
 
+def train_config(spec: WorldSpec, lr: float, schedule: str = "cosine") -> TrainConfig:
+    """The world build's training settings: the run's trainer with the build's rate and batch."""
+    from read_distill.config import TrainConfig
+
+    return TrainConfig(
+        lr=lr, schedule=schedule, warmup_frac=0.01, min_lr_frac=0.1, batch_size=spec.batch_size,
+        adam_beta2=0.98, max_seq_tokens=MAX_POSITIONS, mixed_precision="no",
+    )
+
+
 def teacher_warmup(model, tok, spec: WorldSpec, seed: int, progress: bool):
     """Run the look-up warm-up on ``model``; None when the spec has none."""
-    from read_distill.world.model import sft
+    from read_distill.train import fit_stream
 
     if spec.teacher_warmup_label_tokens <= 0:
         return None
-    return sft(model, tok, warmup_source(seed + 100, spec), label_tokens=spec.teacher_warmup_label_tokens,
-               lr=spec.teacher_warmup_lr, batch_size=spec.batch_size, seed=seed + 100, min_lr_frac=1.0,
-               progress=progress, desc="teacher look-up warm-up")
+    return fit_stream(model, tok, warmup_source(seed + 100, spec), spec.teacher_warmup_label_tokens,
+                      train_config(spec, spec.teacher_warmup_lr, "constant"), seed=seed + 100,
+                      desc="teacher look-up warm-up", quiet=not progress)
+
+
+def accuracy(student, count_tokens, name: str, n_items: int, seed: int, max_new_tokens: int) -> float:
+    """Percent correct of ``student`` (a ``Student`` backend) on ``n_items`` held-out medium
+    test items of a capability or task card, generated and graded as a run does."""
+    from read_distill.ledger import Ledger
+    from read_distill.probes import item_scores
+
+    ledger = Ledger(None, 1)  # evaluation tokens are overhead; nothing is billable
+    scores = item_scores(student, split_items(name, "test", n_items, seed), max_new_tokens, count_tokens, ledger, 0, "eval")
+    return round(sum(scores) / len(scores), 2)
 
 
 def measure(model, tok, n_items: int, seed: int = 0, max_new_tokens: int | None = None) -> dict[str, Any]:
-    """Accuracy (percent) on held-out medium test items: per capability and per task card."""
-    from read_distill.world.model import accuracy
+    """Accuracy (percent) of a loaded model on held-out medium test items, per capability and
+    per task card, through the run's student backend."""
+    from read_distill.backends.hf import HFStudent
+    from read_distill.world import MAX_NEW_TOKENS
 
-    def acc(name: str) -> float:
-        return round(accuracy(model, tok, split_items(name, "test", n_items, seed), max_new_tokens)[0], 2)
+    student = HFStudent(model, tok, quiet=True)
 
-    caps = {c: acc(c) for c in CAPABILITIES}
-    tasks = {t: acc(t) for t in COMPOSITE_TASKS}
+    def count(texts: list[str]) -> int:
+        return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+
+    caps = {c: accuracy(student, count, c, n_items, seed, max_new_tokens or MAX_NEW_TOKENS[c]) for c in CAPABILITIES}
+    # Task cards are evaluated with the longest capability limit, as a run evaluates them.
+    limit = max_new_tokens or max(MAX_NEW_TOKENS.values())
+    tasks = {t: accuracy(student, count, t, n_items, seed, limit) for t in COMPOSITE_TASKS}
     return {"accuracy": caps, "mean_accuracy": round(sum(caps.values()) / len(caps), 2), "tasks": tasks}
+
+
+def evaluate(model_dir: Path, n_items: int, seed: int = 0, max_new_tokens: int | None = None) -> dict[str, Any]:
+    """:func:`measure` of the model saved in ``model_dir`` (a world's teacher or student, or a run's ``student/``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype="float32")
+    return measure(model, AutoTokenizer.from_pretrained(str(model_dir)), n_items, seed, max_new_tokens)
 
 
 def _sha256_dir(d: Path) -> dict[str, str]:
@@ -209,7 +253,8 @@ def build_world(
     """
     import torch
 
-    from read_distill.world.model import ModelSize, n_params, new_model, sft, train_tokenizer, world_texts
+    from read_distill.train import fit_stream
+    from read_distill.world.model import ModelSize, n_params, new_model, train_tokenizer, world_texts
 
     spec = SPECS[size]
     out_dir = Path(out_dir)
@@ -244,24 +289,24 @@ def build_world(
             continue
         model = new_model(ModelSize(**msize), len(tok), mseed)
         _log(progress, f"[world] {role}: {n_params(model):,} parameters, training on {tokens:,} label tokens")
+        tick = time.time()
         warm = teacher_warmup(model, tok, spec, seed, progress) if role == "teacher" else None
-        res = sft(
-            model, tok, mixture_source(mseed, spec, weights), label_tokens=tokens, lr=lr,
-            batch_size=spec.batch_size, seed=mseed, progress=progress, desc=role,
-        )
+        res = fit_stream(model, tok, mixture_source(mseed, spec, weights), tokens, train_config(spec, lr),
+                         seed=mseed, desc=role, quiet=not progress)
+        seconds = time.time() - tick
         stages = [r for r in (warm, res) if r is not None]
         model.save_pretrained(str(out_dir / role), safe_serialization=True)
         tok.save_pretrained(str(out_dir / role))
-        _log(progress, f"[world] {role}: trained in {sum(r.seconds for r in stages):.0f}s; measuring held-out accuracy")
-        m = measure(model, tok, spec.eval_items, max_new_tokens=spec.eval_max_new_tokens)
+        _log(progress, f"[world] {role}: trained in {seconds:.0f}s; measuring held-out accuracy")
+        m = evaluate(out_dir / role, spec.eval_items, max_new_tokens=spec.eval_max_new_tokens)
         manifest[role] = {
             "params": n_params(model),
             "config": msize,
-            "tokens_seen": sum(r.tokens_seen for r in stages),
-            "label_tokens": sum(r.label_tokens for r in stages),
-            "optimizer_steps": sum(r.steps for r in stages),
-            "train_seconds": round(sum(r.seconds for r in stages), 1),
-            "final_loss": round(res.final_loss, 4),
+            "tokens_seen": sum(r.trained_tokens for r in stages),
+            "label_tokens": sum(r.billable_tokens for r in stages),
+            "optimizer_steps": sum(r.optimizer_steps for r in stages),
+            "train_seconds": round(seconds, 1),
+            "final_loss": round(res.mean_loss, 4),
             **m,
         }
         _log(progress, f"[world] {role}: mean {m['mean_accuracy']}%  {m['accuracy']}  tasks {m['tasks']}")
@@ -343,7 +388,7 @@ def ensure_world(size: Literal["default", "tiny"] = "tiny", seed: int = 0, progr
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="read-distill world", description="Build or describe the embedded micro-world.")
+    p = argparse.ArgumentParser(prog="read-distill world", description="Build, describe or evaluate the embedded micro-world.")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build tokenizer, teacher and student base")
     b.add_argument("--size", choices=list(SPECS), default="default")
@@ -356,6 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--dir", type=Path, default=None)
     i.add_argument("--json", action="store_true")
+    e = sub.add_parser("eval", help="held-out accuracy of a model, measured through the run's backends")
+    e.add_argument("--model", default="teacher", help="teacher, student (the world's) or a model directory (e.g. a run's student/)")
+    e.add_argument("--size", choices=list(SPECS), default="default")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--dir", type=Path, default=None, help="world directory (default: the shipped/cache location)")
+    e.add_argument("--items", type=int, default=None, help="held-out medium items per capability and task (default: the manifest's)")
+    e.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if a.cmd == "build":
         out = a.out or shipped_world_dir(a.size, a.seed)
@@ -365,9 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     d = a.dir or shipped_world_dir(a.size, a.seed)
     try:
         m = load_manifest(d)
-    except FileNotFoundError as e:
-        print(str(e), file=sys.stderr)
+    except FileNotFoundError as err:
+        print(str(err), file=sys.stderr)
         return 2
+    if a.cmd == "eval":
+        return _eval(a, d, m)
     if a.json:
         print(json.dumps(m, indent=2))
     else:
@@ -380,6 +434,33 @@ def main(argv: list[str] | None = None) -> int:
         print("  tasks (teacher / student):")
         for t, v in m["tasks"].items():
             print(f"    {t:18s} {v['teacher']:6.1f} / {v['student']:6.1f}")
+    return 0
+
+
+def _eval(a: argparse.Namespace, world_dir: Path, manifest: dict[str, Any]) -> int:
+    """``world eval``: measure a model and print it (beside the manifest's figures for the world's own)."""
+    model_dir = world_dir / a.model if a.model in ("teacher", "student") else Path(a.model)
+    if not (model_dir / "config.json").exists():
+        print(f"read-distill world eval: --model {a.model}: {model_dir} holds no model (no config.json); "
+              "give teacher, student or a model directory", file=sys.stderr)
+        return 2
+    threads = os.environ.get("READ_DISTILL_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    n = a.items or manifest["eval"]["items_per_capability"]
+    m = evaluate(model_dir, n, max_new_tokens=SPECS[manifest["size"]].eval_max_new_tokens)
+    result = {"model": str(model_dir), "items": n, **m}
+    if a.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    listed = manifest.get(a.model) if a.model in ("teacher", "student") else None
+    print(f"{model_dir}: mean {m['mean_accuracy']}% on {n} held-out medium items each"
+          + (f" (manifest: {listed['mean_accuracy']}%)" if listed else ""))
+    for name, v in [*m["accuracy"].items(), *m["tasks"].items()]:
+        ref = listed["accuracy"].get(name, listed["tasks"].get(name)) if listed else None
+        print(f"  {name:18s} {v:6.1f}" + (f"   manifest {ref:6.1f}" if ref is not None else ""))
     return 0
 
 

@@ -1,6 +1,6 @@
 """The transfer study on the micro-world: one-hot distillation of the student base on each
-capability, at several budgets and seeds, gives the transfer matrix T_ij(B) (SPEC §1,
-Observations 1-2 of SPEC §8).
+capability, at several budgets and seeds, gives the transfer matrix T_ij(B)
+(docs/method.md §1; claims 1–2 of docs/method.md §8).
 
 For each seed and capability i, the student base is fine-tuned (SFT, prompt masked,
 constant learning rate after warm-up) on the *teacher's own completions* of capability-i
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from read_distill.types import CAPABILITIES
-from read_distill.world import GENERATORS, MAX_NEW_TOKENS, split_items, split_seed
+from read_distill.world import GENERATORS, MAX_NEW_TOKENS, split_seed
 
 #: The control row: the same training with replay data only (no teacher tokens), so the
 #: drift that replay alone causes can be told apart from transfer.
@@ -52,8 +52,8 @@ def teacher_pool(
 ) -> list[tuple[str, str]]:
     """``n`` (prompt, teacher completion) pairs of ``capability`` (curriculum: mostly medium),
     cached on disk by the teacher's checksum."""
+    from read_distill.backends.hf import HFTeacher
     from read_distill.world.build import load_manifest
-    from read_distill.world.model import generate, load_model
 
     digest = load_manifest(world)["checksums"]["teacher"]["model.safetensors"][:16]
     path = cache / f"teacher-{digest}-{capability}-{n}.jsonl"
@@ -65,9 +65,9 @@ def teacher_pool(
         for i in range(n)
     ]
     t0 = time.time()
-    teacher = load_model(world / "teacher")
-    comps = generate(teacher, tok, [it.prompt for it in items], max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[capability])
-    pairs = [(it.prompt, c) for it, c in zip(items, comps, strict=True)]
+    teacher = HFTeacher.from_pretrained(world / "teacher", device="cpu", dtype="float32", batch_size=64)
+    gens = teacher.generate([it.prompt for it in items], {"max_new_tokens": max_new_tokens or MAX_NEW_TOKENS[capability]})
+    pairs = [(it.prompt, g.text) for it, g in zip(items, gens, strict=True)]
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     if progress:
@@ -76,12 +76,18 @@ def teacher_pool(
 
 
 def profile(model, tok, n_items: int, seed: int, max_new_tokens: int | None = None) -> dict[str, float]:
-    """Percent correct per capability on ``n_items`` held-out medium items (seed-specific sample)."""
-    from read_distill.world.model import accuracy
+    """Percent correct per capability on ``n_items`` held-out medium items (seed-specific
+    sample), generated and graded as a run does."""
+    from read_distill.backends.hf import HFStudent
+    from read_distill.world.build import accuracy
+
+    student = HFStudent(model, tok, quiet=True)
+
+    def count(texts: list[str]) -> int:
+        return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0
 
     return {
-        c: accuracy(model, tok, split_items(c, "test", n_items, seed=100 + seed), max_new_tokens)[0]
-        for c in CAPABILITIES
+        c: accuracy(student, count, c, n_items, 100 + seed, max_new_tokens or MAX_NEW_TOKENS[c]) for c in CAPABILITIES
     }
 
 
@@ -98,10 +104,18 @@ def run_study(
     pool_size: int = 1024,
 ) -> dict[str, Any]:
     import torch
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from read_distill.world.build import SPECS, load_manifest, mixture_source
-    from read_distill.world.model import load_model, sft
+    from read_distill.config import TrainConfig
+    from read_distill.train import fit_stream
+    from read_distill.world.build import MAX_POSITIONS, SPECS, load_manifest, mixture_source
+
+    def load_student():
+        return AutoModelForCausalLM.from_pretrained(str(world / "student"), dtype="float32")
+
+    # Constant rate after a short warm-up, so budgets are checkpoints of one run.
+    config = TrainConfig(lr=lr, schedule="constant", warmup_frac=0.05, batch_size=32, adam_beta2=0.98,
+                         max_seq_tokens=MAX_POSITIONS, mixed_precision="no")
 
     torch.set_num_threads(int(os.environ.get("READ_DISTILL_THREADS", "1")))
     tok = AutoTokenizer.from_pretrained(str(world / "tokenizer"))
@@ -113,11 +127,11 @@ def run_study(
     pools = {c: teacher_pool(world, tok, c, pool_size, cache, progress, mnt) for c in capabilities if c != CONTROL}
     if not seeds:
         return {"pools": {c: len(v) for c, v in pools.items()}}
-    base = {s: profile(load_model(world / "student"), tok, n_items, s, mnt) for s in seeds}
+    base = {s: profile(load_student(), tok, n_items, s, mnt) for s in seeds}
     runs: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for s in seeds:
         for c in capabilities:
-            model = load_model(world / "student")
+            model = load_student()
             pool = pools.get(c, [])
             # replay: fresh draws of the student's own pretraining mixture
             replay = mixture_source(10_000 + s, spec, spec.student_weights)
@@ -131,23 +145,15 @@ def run_study(
                 return _pool[_order[i % len(_order)]]
 
             # label tokens include replay; teacher label tokens are (1 - replay_frac) of them
-            total = int(max_b / (1 - replay_frac))
-            marks = sorted(int(b / (1 - replay_frac)) for b in budgets)
+            marks = {int(b / (1 - replay_frac)): b for b in budgets}
             out: dict[str, dict[str, float]] = {}
-            pending = list(zip(marks, sorted(budgets), strict=True))
 
-            def cb(step: int, labelled: int, _model=model, _out=out, _pending=pending, _s=s) -> None:
-                while _pending and labelled >= _pending[0][0]:
-                    _, b = _pending.pop(0)
-                    _out[str(b)] = profile(_model, tok, n_items, _s, mnt)
-                    _model.train()
+            def probe_at(mark: int, _model=model, _out=out, _s=s, _marks=marks) -> None:
+                _out[str(_marks[mark])] = profile(_model, tok, n_items, _s, mnt)
 
             t0 = time.time()
-            sft(model, tok, source, label_tokens=total, lr=lr, batch_size=32, seed=1000 + s,
-                warmup_steps=20, min_lr_frac=1.0, callback=cb)
-            while pending:  # the exact-quota trim may end just short of the last mark
-                _, b = pending.pop(0)
-                out[str(b)] = profile(model, tok, n_items, s, mnt)
+            fit_stream(model, tok, source, max(marks), config, seed=1000 + s, marks=marks, on_mark=probe_at,
+                       desc=f"seed {s} {c}", quiet=True)
             runs.setdefault(str(s), {})[c] = out
             if progress:
                 last = out[str(max_b)]
