@@ -33,6 +33,9 @@ class RunConfig(_Section):
     seed: int = Field(0, description="Seed of every random choice in the run.")
     rounds: int = Field(20, ge=1, description="Number of bandit rounds (decision steps).")
     dev_every: int = Field(5, ge=1, description="Evaluate dev utility every this many rounds.")
+    report: bool | None = Field(
+        None, description="Write report.html when the run ends; default yes for real-model worlds, no for sim runs."
+    )
 
 
 class BudgetConfig(_Section):
@@ -115,6 +118,7 @@ class TrainConfig(_Section):
     warmup_frac: float = Field(0.02, ge=0, lt=1, description="Linear LR warmup over this fraction of the budget B.")
     min_lr_frac: float = Field(0.1, ge=0, le=1, description="cosine: final LR as a fraction of the peak.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
+    adam_beta2: float = Field(0.999, gt=0, lt=1, description="AdamW second-moment decay (0.98 steadies small models at high LR).")
     batch_size: int = Field(16, ge=1, description="Examples per optimizer step.")
     micro_batch_tokens: int = Field(8192, ge=1, description="Max padded tokens per forward pass (gradient accumulation above).")
     max_seq_tokens: int = Field(2048, ge=2, description="Longest training sequence; longer prompts lose their start.")

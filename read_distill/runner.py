@@ -1,4 +1,4 @@
-"""The round loop (SPEC §2), written out in one function, and resume from the run dir.
+"""The round loop (docs/method.md §2), written out in one function, and resume from the run dir.
 
 A run directory is the only state. A round counts once ``state.json`` names it; a run
 stopped anywhere resumes at the first uncommitted round, reusing that round's saved
@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ from read_distill.config import Config, ConfigError, dump_config
 from read_distill.generate import Generator
 from read_distill.ledger import Ledger, round_quota
 from read_distill.policies import make_policy
-from read_distill.policies.base import Pilot, candidate_actions
+from read_distill.policies.actions import candidate_actions
+from read_distill.policies.base import Pilot
 from read_distill.rewards import reward
 from read_distill.store import read_json, write_json, write_text
 from read_distill.tasks import card_requirement
@@ -37,11 +40,11 @@ from read_distill.types import Allocation, Context, Example, PilotResult, Profil
 WORLDS: dict[str, str] = {
     "sim": "read_distill.sim.environments:make_world",
     "micro": "read_distill.world.micro:make_world",
-    "hf": "read_distill.backends.hf_world:make_world",
+    "hf": "read_distill.hf_world:make_world",
 }
 
-#: Round index under which the initial probe/evaluation and the final evaluation are charged.
-INITIAL, FINAL = -1, 10**6
+#: Round number under which the initial probe/evaluation and the final evaluation are charged.
+INITIAL, FINAL = 0, 10**6
 
 
 class RunDirError(ConfigError):
@@ -107,7 +110,7 @@ def _fmt_alloc(capabilities: tuple[str, ...], w: Allocation) -> str:
 
 
 def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0: list[float], ledger: Ledger) -> Pilot:
-    """Pilot runs for policies that profile (SPEC §6 pre-training, grid search): a short
+    """Pilot runs for policies that profile (docs/method.md §6 pilots, §7 grid search): a short
     distillation from S0 with one fixed allocation on a slice of the profiling budget,
     charged to the run's ledger as ``profiling`` overhead, outside B. Together the pilots
     never get more than ``policy.profiling_tokens``."""
@@ -189,13 +192,14 @@ def _interleave(teacher: list[Example], replay: list[Example]) -> list[Example]:
 MAX_PASSES = 4
 
 
-def _generate_and_train(config: Config, generator: Generator, teacher, student: Student, ledger: Ledger, rd: Path, t: int, w: Allocation, quota: int, wall: dict[str, float]) -> TrainStats:
+def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: int) -> TrainStats:
     """Fill round ``t``'s quota: generate examples for what is left, train on them, repeat.
 
     Each pass's examples and training quota are saved (``examples.jsonl`` holds the passes
     in order, ``passes.json`` their sizes and quotas) before training, so a resumed round
     replays the same passes without calling the teacher and ends as an uninterrupted one.
     """
+    config, generator, ledger, student = parts.config, parts.generator, parts.ledger, parts.student
     examples_path, passes_path = rd / "examples.jsonl", rd / "passes.json"
     saved: list[Example] = []
     passes: list[dict[str, int]] = []
@@ -214,24 +218,24 @@ def _generate_and_train(config: Config, generator: Generator, teacher, student: 
             left = quota - ledger.spent_in_round(t)
             if left <= 0 or (all_stats and all_stats[-1].billable_tokens == 0):
                 break
-            tick = time.perf_counter()
-            spent_frac = 1.0 - ledger.remaining / config.budget.total_tokens
-            # The first pass keeps replay_frac of the quota for replay data; later passes
-            # only top up with teacher examples.
-            replay_tokens = int(left * config.train.replay_frac) if k == 0 else 0
-            examples = generator.generate_round(teacher, w, left - replay_tokens, ledger, t, spent_frac, np.random.default_rng([config.run.seed, t, 1 + k]))
-            if replay_tokens:
-                examples = _interleave(examples, _replay_examples(generator.world, ledger, replay_tokens, config.run.seed * 1_000_003 + t))
-            fit_quota = quota - ledger.spent_in_round(t)
-            saved += examples
-            # The share cap's windows count every draw, used or not; keep them to replay.
-            passes.append({"examples": len(examples), "fit_quota": fit_quota, "template_window": generator.cap.state_dict()})
-            write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in saved))
-            write_json(passes_path, passes)
-            wall["generate"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        all_stats.append(student.fit(examples, fit_quota, ledger, t))
-        wall["train"] += time.perf_counter() - tick
+            with parts.wall("generate"):
+                spent_frac = 1.0 - ledger.remaining / config.budget.total_tokens
+                # The first pass keeps replay_frac of the quota for replay data; later passes
+                # only top up with teacher examples.
+                replay_tokens = int(left * config.train.replay_frac) if k == 0 else 0
+                rng = np.random.default_rng([config.run.seed, t, 1 + k])
+                examples = generator.generate_round(parts.teacher, w, left - replay_tokens, ledger, t, spent_frac, rng)
+                if replay_tokens:
+                    replay = _replay_examples(parts.world, ledger, replay_tokens, config.run.seed * 1_000_003 + t)
+                    examples = _interleave(examples, replay)
+                fit_quota = quota - ledger.spent_in_round(t)
+                saved += examples
+                # The share cap's windows count every draw, used or not; keep them to replay.
+                passes.append({"examples": len(examples), "fit_quota": fit_quota, "template_window": generator.cap.state_dict()})
+                write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in saved))
+                write_json(passes_path, passes)
+        with parts.wall("train"):
+            all_stats.append(student.fit(examples, fit_quota, ledger, t))
     spend: dict[str, int] = defaultdict(int)
     for st in all_stats:
         for c, v in st.spend_per_capability.items():
@@ -247,6 +251,98 @@ def _generate_and_train(config: Config, generator: Generator, teacher, student: 
     )
 
 
+@dataclass
+class RunState:
+    """What ``state.json`` holds: everything past rounds leave to the next one, so a resumed
+    run continues exactly where the last committed round ended."""
+
+    #: The last committed round; 0 when only the initial probe is committed.
+    round: int
+    initial_profile: Profile
+    profile: Profile
+    initial_utility: float
+    #: (round, dev utility) at every dev checkpoint, the initial one (round 0) first.
+    dev: list[tuple[int, float]]
+    best_dev: float
+    cum_reward: float
+    #: Cumulative proxy reward and dev-utility gain at each dev checkpoint after round 0.
+    proxy_at_dev: list[float]
+    gain_at_dev: list[float]
+    last_allocation: tuple[float, ...]
+    #: Last round's per-capability score change / 100.
+    last_gain: tuple[float, ...]
+    template_window: dict[str, Any]
+    wall_s: dict[str, float]
+
+    def context(self, requirement: tuple[float, ...], capabilities: tuple[str, ...], remaining_frac: float) -> Context:
+        """The bandit context of the next round."""
+        return Context(
+            requirement=requirement,
+            profile_frac=tuple(x / 100 for x in self.profile.vector(capabilities)),
+            remaining_frac=remaining_frac,
+            last_allocation=self.last_allocation,
+            last_gain=self.last_gain,
+            profile_width_frac=tuple(x / 100 for x in self.profile.widths(capabilities)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "initial_profile": self.initial_profile.to_json(),
+            "profile": self.profile.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunState:
+        return cls(**{
+            **d,
+            "initial_profile": Profile.from_json(d["initial_profile"]),
+            "profile": Profile.from_json(d["profile"]),
+            "dev": [tuple(x) for x in d["dev"]],
+            "last_allocation": tuple(d["last_allocation"]),
+            "last_gain": tuple(d["last_gain"]),
+        })
+
+
+class Wall:
+    """Wall-clock seconds per phase: ``with wall("probe"): ...`` adds the block's time."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - start
+
+    def drain_into(self, totals: dict[str, float]) -> dict[str, float]:
+        """``totals`` plus what was timed since the last drain (which is then forgotten)."""
+        out = {k: totals.get(k, 0.0) + self.seconds.get(k, 0.0) for k in set(totals) | set(self.seconds)}
+        self.seconds.clear()
+        return out
+
+
+@dataclass
+class Parts:
+    """The components of one run, made once per process."""
+
+    config: Config
+    run_dir: Path
+    world: World
+    capabilities: tuple[str, ...]
+    requirement: tuple[float, ...]
+    ledger: Ledger
+    teacher: Any
+    student: Student
+    generator: Generator
+    policy: Any
+    say: Callable[[str], None]
+    wall: Wall
+
+
 def run(
     config: Config,
     run_dir: Path,
@@ -257,233 +353,208 @@ def run(
 ) -> dict[str, Any]:
     """Run ReAD (or any policy) as ``config`` says, in ``run_dir``; return the summary.
 
-    ``resume`` continues a stopped run in ``run_dir``; without it an existing non-empty
-    ``run_dir`` is refused. ``stop_after_round`` ends the process-level loop after that
-    round is committed (as a kill would), which tests use to check resume.
+    Rounds are numbered 1..``run.rounds`` everywhere (console, ``rounds/NNNN``, the ledger,
+    the report); round 0 is the initial probe. ``resume`` continues a stopped run in
+    ``run_dir``; without it an existing non-empty ``run_dir`` is refused.
+    ``stop_after_round`` ends the process after that round is committed (as a kill would),
+    which tests use to check resume.
     """
-    say = Progress(quiet)
-    run_dir = Path(run_dir)
-    state_path = run_dir / "state.json"
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise RunDirError(f"{run_dir}: run directory exists; pass --resume to continue it or choose another --run-dir")
-    if resume and not (run_dir / "config.yaml").exists():
-        raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume:
-        saved = (run_dir / "config.yaml").read_text()
-        if saved != dump_config(config):
-            raise RunDirError(f"{run_dir}/config.yaml: differs from the config given; resume with the same config")
-    else:
-        write_text(run_dir / "config.yaml", dump_config(config))
-        write_json(run_dir / "env.json", {**_env(), "seed": config.run.seed})
+    parts = _setup(config, Path(run_dir), world, resume, quiet)
+    ledger, world, caps, B = parts.ledger, parts.world, parts.capabilities, config.budget.total_tokens
+    state_path = parts.run_dir / "state.json"
+    state = _resume(parts, RunState.from_json(read_json(state_path))) if state_path.exists() else _start(parts)
+    for t in range(state.round + 1, config.run.rounds + 1):
+        rd = _round_dir(parts.run_dir, t)
+        quota = round_quota(ledger.remaining, config.run.rounds - t + 1)
+        context = state.context(parts.requirement, caps, ledger.remaining / B)
+        w_prev = state.last_allocation if t > 1 else None
+        actions = candidate_actions(parts.requirement, w_prev, config.policy.top_k, config.policy.grid, config.policy.max_actions)
+        with parts.wall("policy"):
+            w = parts.policy.select(context, actions, np.random.default_rng([config.run.seed, t]))
+            info = dict(parts.policy.info)
 
-    wall: dict[str, float] = defaultdict(float)
-    t0 = time.perf_counter()
-    world = world or make_world(config)
-    capabilities = world.capabilities
-    if tuple(config.capabilities) != tuple(capabilities):
-        raise ConfigError(f"capabilities: the world has {list(capabilities)}, the config {list(config.capabilities)}")
-    requirement = card_requirement(world.card, capabilities, config.task.requirement)
-    seed, rounds, B = config.run.seed, config.run.rounds, config.budget.total_tokens
-    ledger = Ledger(run_dir / "ledger.jsonl", B, config.budget.unit)
-    teacher = world.teacher()
-    if config.world.kind != "sim":
-        from read_distill.backends.cache import CachedTeacher
+        stats = _generate_and_train(parts, rd, t, w, quota)
 
-        # Every teacher output is kept, so a resumed or repeated round never pays twice.
-        teacher = CachedTeacher(teacher, run_dir / "teacher_cache.sqlite")
-    student = world.student(seed)
-    generator = Generator(world, config.generation, seed)
-    policy = make_policy(config.policy, capabilities, requirement)
-    wall["setup"] += time.perf_counter() - t0
-
-    state: dict[str, Any] | None = read_json(state_path) if state_path.exists() else None
-    if state is None:
-        # Fresh start (or a crash before the initial probe committed): begin from nothing.
-        ledger.truncate(lambda e: False)
-        t = time.perf_counter()
-        profile0 = world.probe(student, ledger, INITIAL)
-        wall["probe"] += time.perf_counter() - t
-        t = time.perf_counter()
-        initial_utility = world.evaluate(student, "test", ledger, INITIAL)
-        initial_dev = world.evaluate(student, "dev", ledger, INITIAL)
-        wall["eval"] += time.perf_counter() - t
-        say(f"[read-distill] {world.card.name}: initial utility {initial_utility:.2f}, budget {B:,} tokens, {rounds} rounds, policy {config.policy.name}")
-        if config.policy.profiling_tokens > 0:
-            t = time.perf_counter()
-            say(f"[read-distill] profiling: pilot runs on {config.policy.profiling_tokens:,} overhead tokens")
-            pilot = make_pilot(config, world, requirement, profile0.vector(capabilities), ledger)
-            policy.prepare(pilot, candidate_actions(requirement, None, config.policy.top_k, config.policy.grid, config.policy.max_actions), np.random.default_rng([seed, 104729]))
-            wall["profiling"] += time.perf_counter() - t
-        state = {
-            "round": INITIAL,
-            "initial_profile": profile0.to_json(),
-            "profile": profile0.to_json(),
-            "initial_utility": initial_utility,
-            "dev": [[INITIAL, initial_dev]],
-            "best_dev": initial_dev,
-            "cum_reward": 0.0,
-            "proxy_at_dev": [],
-            "gain_at_dev": [],
-            "last_allocation": [0.0] * len(capabilities),
-            "last_gain": [0.0] * len(capabilities),
-            "template_window": generator.cap.state_dict(),
-            "wall_s": dict(wall),
-        }
-        _commit_student(student, run_dir, INITIAL)
-        write_json(run_dir / "policy.json", policy.state_dict())
-        ledger.sync()
-        write_json(state_path, state)
-        wall.clear()
-    else:
-        committed = state["round"]
-        pending = _round_dir(run_dir, committed + 1) / "passes.json"
-        # Drop charges of work that never committed, except the teacher calls whose
-        # examples were saved: those are reused, so their charges stand.
-        ledger.truncate(
-            lambda e: e.round <= committed
-            or (e.round == committed + 1 and e.phase in ("teacher_prompt", "teacher_gen") and pending.exists())
-        )
-        _restore_student(student, run_dir, committed)
-        generator.cap.load_state_dict(state["template_window"])
-        policy.load_state_dict(read_json(run_dir / "policy.json"))
-        say(f"[read-distill] resuming {run_dir} after round {committed}")
-
-    profile = Profile.from_json(state["profile"])
-    s = profile.vector(capabilities)
-    for t in range(state["round"] + 1, rounds):
-        rd = _round_dir(run_dir, t)
-        quota = round_quota(ledger.remaining, rounds - t)
-        context = Context(
-            requirement=requirement,
-            profile_frac=tuple(x / 100 for x in s),
-            remaining_frac=ledger.remaining / B,
-            last_allocation=tuple(state["last_allocation"]),
-            last_gain=tuple(state["last_gain"]),
-            profile_width_frac=tuple(x / 100 for x in profile.widths(capabilities)),
-        )
-        w_prev = tuple(state["last_allocation"]) if t > 0 else None
-        actions = candidate_actions(requirement, w_prev, config.policy.top_k, config.policy.grid, config.policy.max_actions)
-        rng = np.random.default_rng([seed, t])
-        tick = time.perf_counter()
-        w = policy.select(context, actions, rng)
-        info = dict(policy.info)
-        wall["policy"] += time.perf_counter() - tick
-
-        stats = _generate_and_train(config, generator, teacher, student, ledger, rd, t, w, quota, wall)
-
-        tick = time.perf_counter()
-        new_profile = world.probe(student, ledger, t)
-        wall["probe"] += time.perf_counter() - tick
-        s_new = new_profile.vector(capabilities)
+        with parts.wall("probe"):
+            new_profile = world.probe(parts.student, ledger, t)
+        s, s_new = state.profile.vector(caps), new_profile.vector(caps)
         spent = ledger.spent_in_round(t)
-        R, g, spill, cost = reward(requirement, s, s_new, spent, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)
-        tick = time.perf_counter()
-        policy.update(context, w, R)
-        wall["policy"] += time.perf_counter() - tick
-        state["cum_reward"] += R
-
+        R, gain, spill, cost = reward(parts.requirement, s, s_new, spent, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)
+        with parts.wall("policy"):
+            parts.policy.update(context, w, R)
+        state.cum_reward += R
         dev_utility = None
-        if (t + 1) % config.run.dev_every == 0 or t == rounds - 1:
-            tick = time.perf_counter()
-            dev_utility = world.evaluate(student, "dev", ledger, t)
-            wall["eval"] += time.perf_counter() - tick
-            state["dev"].append([t, dev_utility])
-            state["proxy_at_dev"].append(state["cum_reward"])
-            state["gain_at_dev"].append(dev_utility - state["dev"][0][1])
-            improved = dev_utility > state["best_dev"]
-            state["best_dev"] = max(state["best_dev"], dev_utility)
-            policy.on_dev_eval(list(state["proxy_at_dev"]), list(state["gain_at_dev"]), improved)
+        if t % config.run.dev_every == 0 or t == config.run.rounds:
+            dev_utility = _dev_checkpoint(parts, state, t)
 
-        write_json(rd / "allocation.json", {"round": t, "allocation": dict(zip(capabilities, w, strict=True)), "quota_tokens": quota, "candidates": len(actions), "policy_info": info})
+        write_json(rd / "allocation.json", {"round": t, "allocation": dict(zip(caps, w, strict=True)), "quota_tokens": quota, "candidates": len(actions), "policy_info": info})
         write_json(rd / "profile.json", new_profile.to_json())
-        write_json(
-            rd / "reward.json",
-            {
-                "round": t,
-                "reward": R,
-                "gain": g,
-                "spillover": spill,
-                "cost_penalty": cost,
-                "spent_tokens": spent,
-                "spend_per_capability": stats.spend_per_capability,
-                "trained_tokens": stats.trained_tokens,
-                "mean_loss": stats.mean_loss,
-                "dev_utility": dev_utility,
-            },
-        )
-        tick = time.perf_counter()
-        _commit_student(student, run_dir, t)
-        wall["checkpoint"] += time.perf_counter() - tick
-        write_json(run_dir / "policy.json", policy.state_dict())
-        state.update(
-            round=t,
-            profile=new_profile.to_json(),
-            last_allocation=list(w),
-            last_gain=[(b - a) / 100 for a, b in zip(s, s_new, strict=True)],
-            template_window=generator.cap.state_dict(),
-            wall_s={k: state["wall_s"].get(k, 0.0) + wall.get(k, 0.0) for k in set(state["wall_s"]) | set(wall)},
-        )
-        wall.clear()
-        ledger.sync()
-        write_json(state_path, state)  # the commit point of round t
-        profile, s = new_profile, s_new
+        write_json(rd / "reward.json", {
+            "round": t, "reward": R, "gain": gain, "spillover": spill, "cost_penalty": cost, "spent_tokens": spent,
+            "spend_per_capability": stats.spend_per_capability, "trained_tokens": stats.trained_tokens,
+            "mean_loss": stats.mean_loss, "dev_utility": dev_utility,
+        })
+        state.round, state.profile = t, new_profile
+        state.last_allocation = tuple(w)
+        state.last_gain = tuple((b - a) / 100 for a, b in zip(s, s_new, strict=True))
+        state.template_window = parts.generator.cap.state_dict()
+        _commit(parts, state)  # the commit point of round t
         dev_note = f"  U_dev {dev_utility:.2f}" if dev_utility is not None else ""
-        say(
-            f"round {t + 1:>2}/{rounds}  {_fmt_alloc(capabilities, w):<40}  spent {B - ledger.remaining:>11,}/{B:,}"
-            f"  reward {R:+.3f}  gain {g:+.2f}  spill {spill:.2f}{dev_note}"
+        parts.say(
+            f"round {t:>2}/{config.run.rounds}  {_fmt_alloc(caps, w):<40}  spent {B - ledger.remaining:>11,}/{B:,}"
+            f"  reward {R:+.3f}  gain {gain:+.2f}  spill {spill:.2f}{dev_note}"
         )
         if stop_after_round is not None and t >= stop_after_round:
             ledger.close()
             return {"stopped_after_round": t}
+    return _finish(parts, state)
 
-    return _finish(config, run_dir, world, student, ledger, state, capabilities, say)
+
+def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, quiet: bool) -> Parts:
+    """Check the run dir, write the resolved config, and make every component."""
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise RunDirError(f"{run_dir}: run directory exists; pass --resume to continue it or choose another --run-dir")
+    if resume and not (run_dir / "config.yaml").exists():
+        raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
+    if resume and (run_dir / "config.yaml").read_text() != dump_config(config):
+        raise RunDirError(f"{run_dir}/config.yaml: differs from the config given; resume with the same config")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_text(run_dir / "config.yaml", dump_config(config))
+        write_json(run_dir / "env.json", {**_env(), "seed": config.run.seed})
+    wall = Wall()
+    with wall("setup"):
+        world = world or make_world(config)
+        capabilities = world.capabilities
+        if tuple(config.capabilities) != tuple(capabilities):
+            raise ConfigError(f"capabilities: the world has {list(capabilities)}, the config {list(config.capabilities)}")
+        requirement = card_requirement(world.card, capabilities, config.task.requirement)
+        teacher = world.teacher()
+        if config.world.kind != "sim":
+            from read_distill.backends.cache import CachedTeacher
+
+            # Every teacher output is kept, so a resumed or repeated round never pays twice.
+            teacher = CachedTeacher(teacher, run_dir / "teacher_cache.sqlite")
+        parts = Parts(
+            config=config, run_dir=run_dir, world=world, capabilities=capabilities, requirement=requirement,
+            ledger=Ledger(run_dir / "ledger.jsonl", config.budget.total_tokens, config.budget.unit),
+            teacher=teacher, student=world.student(config.run.seed),
+            generator=Generator(world, config.generation, config.run.seed),
+            policy=make_policy(config.policy, capabilities, requirement), say=Progress(quiet), wall=wall,
+        )
+    return parts
 
 
-def _finish(config: Config, run_dir: Path, world: World, student: Student, ledger: Ledger, state: dict[str, Any], capabilities: tuple[str, ...], say: Callable[[str], None]) -> dict[str, Any]:
-    """Final test utility and full profile; ``summary.json``."""
+def _start(parts: Parts) -> RunState:
+    """Round 0: probe and evaluate S0, run the pilots of a profiling policy, commit."""
+    config, world, ledger, caps = parts.config, parts.world, parts.ledger, parts.capabilities
+    # A crash before round 0 committed leaves charges of work that is redone now.
+    ledger.truncate(lambda e: False)
+    with parts.wall("probe"):
+        profile0 = world.probe(parts.student, ledger, INITIAL)
+    with parts.wall("eval"):
+        initial_utility = world.evaluate(parts.student, "test", ledger, INITIAL)
+        initial_dev = world.evaluate(parts.student, "dev", ledger, INITIAL)
+    parts.say(
+        f"[read-distill] {world.card.name}: initial utility {initial_utility:.2f}, budget {config.budget.total_tokens:,} "
+        f"tokens, {config.run.rounds} rounds, policy {config.policy.name}"
+    )
+    if config.policy.profiling_tokens > 0:
+        parts.say(f"[read-distill] profiling: pilot runs on {config.policy.profiling_tokens:,} overhead tokens")
+        with parts.wall("profiling"):
+            pilot = make_pilot(config, world, parts.requirement, profile0.vector(caps), ledger)
+            actions = candidate_actions(parts.requirement, None, config.policy.top_k, config.policy.grid, config.policy.max_actions)
+            parts.policy.prepare(pilot, actions, np.random.default_rng([config.run.seed, 104729]))
+    state = RunState(
+        round=INITIAL, initial_profile=profile0, profile=profile0, initial_utility=initial_utility,
+        dev=[(INITIAL, initial_dev)], best_dev=initial_dev, cum_reward=0.0, proxy_at_dev=[], gain_at_dev=[],
+        last_allocation=(0.0,) * len(caps), last_gain=(0.0,) * len(caps),
+        template_window=parts.generator.cap.state_dict(), wall_s={},
+    )
+    _commit(parts, state)
+    return state
+
+
+def _resume(parts: Parts, state: RunState) -> RunState:
+    """Restore the student, policy and generator of the last committed round."""
+    pending = _round_dir(parts.run_dir, state.round + 1) / "passes.json"
+    # Drop charges of work that never committed, except the teacher calls whose examples
+    # were saved: those are reused, so their charges stand.
+    parts.ledger.truncate(
+        lambda e: e.round <= state.round
+        or (e.round == state.round + 1 and e.phase in ("teacher_prompt", "teacher_gen") and pending.exists())
+    )
+    _restore_student(parts.student, parts.run_dir, state.round)
+    parts.generator.cap.load_state_dict(state.template_window)
+    parts.policy.load_state_dict(read_json(parts.run_dir / "policy.json"))
+    parts.say(f"[read-distill] resuming {parts.run_dir} after round {state.round}/{parts.config.run.rounds}")
+    return state
+
+
+def _dev_checkpoint(parts: Parts, state: RunState, t: int) -> float:
+    """Dev utility after round ``t``; the policy calibrates its reward scale against it."""
+    with parts.wall("eval"):
+        dev_utility = parts.world.evaluate(parts.student, "dev", parts.ledger, t)
+    state.dev.append((t, dev_utility))
+    state.proxy_at_dev.append(state.cum_reward)
+    state.gain_at_dev.append(dev_utility - state.dev[0][1])
+    improved = dev_utility > state.best_dev
+    state.best_dev = max(state.best_dev, dev_utility)
+    with parts.wall("policy"):
+        parts.policy.on_dev_eval(list(state.proxy_at_dev), list(state.gain_at_dev), improved)
+    return dev_utility
+
+
+def _commit(parts: Parts, state: RunState) -> None:
+    """Make ``state.round`` durable: student checkpoint, policy, ledger, then ``state.json``
+    last (a round counts once its state is written)."""
+    with parts.wall("checkpoint"):
+        _commit_student(parts.student, parts.run_dir, state.round)
+    write_json(parts.run_dir / "policy.json", parts.policy.state_dict())
+    state.wall_s = parts.wall.drain_into(state.wall_s)
+    parts.ledger.sync()
+    write_json(parts.run_dir / "state.json", state.to_json())
+
+
+def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
+    """Final test utility and full profile; ``summary.json``; the report where asked."""
+    config, run_dir, ledger, say = parts.config, parts.run_dir, parts.ledger, parts.say
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         return read_json(summary_path)
     ledger.truncate(lambda e: e.round != FINAL)
-    wall: dict[str, float] = defaultdict(float)
-    tick = time.perf_counter()
-    final_profile = world.probe(student, ledger, FINAL)
-    wall["probe"] += time.perf_counter() - tick
-    tick = time.perf_counter()
-    final_utility = world.evaluate(student, "test", ledger, FINAL)
-    wall["eval"] += time.perf_counter() - tick
-    allocations, profiles = [], [Profile.from_json(state["initial_profile"]).scores]
-    for t in range(config.run.rounds):
-        rd = _round_dir(run_dir, t)
-        allocations.append(read_json(rd / "allocation.json")["allocation"])
-        profiles.append(read_json(rd / "profile.json")["scores"])
-    wall_s = {k: state["wall_s"].get(k, 0.0) + wall.get(k, 0.0) for k in set(state["wall_s"]) | set(wall)}
+    with parts.wall("probe"):
+        final_profile = parts.world.probe(parts.student, ledger, FINAL)
+    with parts.wall("eval"):
+        final_utility = parts.world.evaluate(parts.student, "test", ledger, FINAL)
+    rounds = [_round_dir(run_dir, t) for t in range(1, config.run.rounds + 1)]
+    wall_s = parts.wall.drain_into(state.wall_s)
     summary = {
-        "task": world.card.name,
+        "task": parts.world.card.name,
         "policy": config.policy.name,
         "seed": config.run.seed,
         "budget_tokens": config.budget.total_tokens,
         "budget_unit": config.budget.unit,
-        "initial_utility": state["initial_utility"],
+        "initial_utility": state.initial_utility,
         "final_utility": final_utility,
-        "initial_profile": Profile.from_json(state["initial_profile"]).scores,
+        "initial_profile": state.initial_profile.scores,
         "final_profile": final_profile.scores,
         "final_intervals": {k: list(v) for k, v in final_profile.intervals.items()},
-        "dev_utility": state["dev"],
-        "allocations": allocations,
-        "profiles": profiles,
+        "dev_utility": [list(x) for x in state.dev],
+        "allocations": [read_json(rd / "allocation.json")["allocation"] for rd in rounds],
+        "profiles": [state.initial_profile.scores] + [read_json(rd / "profile.json")["scores"] for rd in rounds],
         "ledger": ledger.totals(),
         "wall_s": dict(sorted(wall_s.items())),
     }
     ledger.close()
     write_json(summary_path, summary)
-    try:
-        from read_distill.report import write_report
+    if config.run.report if config.run.report is not None else config.world.kind != "sim":
+        try:
+            from read_distill.report import write_report
 
-        say(f"[read-distill] report: {write_report([run_dir])}")
-    except Exception as e:  # noqa: BLE001 - a report bug must not fail a finished run
-        say(f"[read-distill] warning: report.html not written: {e}")
+            say(f"[read-distill] report: {write_report([run_dir])}")
+        except Exception as e:  # noqa: BLE001 - a report bug must not fail a finished run
+            say(f"[read-distill] warning: report.html not written: {e}")
     say(
         f"[read-distill] done: utility {summary['initial_utility']:.2f} -> {final_utility:.2f}; "
         f"spent {ledger.spent:,}/{ledger.budget_tokens:,} billable tokens; summary in {summary_path}"

@@ -101,12 +101,12 @@ def test_run_two_rounds_with_hf_world(models, card, tmp_path):
     assert cache.exists(), "the runner keeps a teacher cache"
     with sqlite3.connect(cache) as db:
         assert db.execute("SELECT COUNT(*) FROM generations").fetchone()[0] > 0
-    examples = [json.loads(line) for line in (tmp_path / "run" / "rounds" / "0000" / "examples.jsonl").read_text().splitlines()]
+    examples = [json.loads(line) for line in (tmp_path / "run" / "rounds" / "0001" / "examples.jsonl").read_text().splitlines()]
     assert examples and all(e["template"].startswith(e["capability"] + ".") for e in examples)
 
 
 def test_probe_scores_by_teacher_answer_and_keeps_it(models, card):
-    from read_distill.backends.hf_world import make_world
+    from read_distill.hf_world import make_world
     from read_distill.ledger import Ledger
     from read_distill.templates import prompt_hash
 
@@ -129,7 +129,7 @@ def test_probe_scores_by_teacher_answer_and_keeps_it(models, card):
 
 
 def test_missing_models_are_config_errors(card):
-    from read_distill.backends.hf_world import make_world
+    from read_distill.hf_world import make_world
 
     config = Config.model_validate({"world": {"kind": "hf"}, "task": {"card": card}})
     with pytest.raises(ConfigError, match=r"world\.teacher: required for world\.kind=hf"):

@@ -14,7 +14,7 @@ import pytest
 
 from read_distill.config import PolicyConfig
 from read_distill.policies import POLICIES, make_policy
-from read_distill.policies.base import candidate_actions
+from read_distill.policies.actions import candidate_actions
 from read_distill.policies.read import ReadPolicy
 from read_distill.types import Context, PilotResult
 

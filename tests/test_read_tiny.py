@@ -51,7 +51,7 @@ def _comparable(summary):
 def test_three_rounds_generate_train_probe_reward(card, tmp_path):
     summary = run(_config(card, "train.replay_frac=0.25"), tmp_path / "r", quiet=True)
     assert summary["ledger"]["billable"] <= 600
-    kinds = {json.loads(line)["capability"] for line in (tmp_path / "r/rounds/0000/examples.jsonl").read_text().splitlines()}
+    kinds = {json.loads(line)["capability"] for line in (tmp_path / "r/rounds/0001/examples.jsonl").read_text().splitlines()}
     assert "replay" in kinds and len(kinds) > 1, "replay data is mixed with the teacher's examples"
     assert summary["ledger"]["train"] > 0 and summary["ledger"]["teacher_gen"] > 0
     assert summary["ledger"]["probe"] > 0 and summary["ledger"]["eval"] > 0
@@ -68,7 +68,7 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(card, tmp_path):
     again = run(config, tmp_path / "again", quiet=True)
     assert _comparable(again) == _comparable(whole)
     stopped = tmp_path / "stopped"
-    run(config, stopped, quiet=True, stop_after_round=0)
+    run(config, stopped, quiet=True, stop_after_round=1)
     resumed = run(config, stopped, quiet=True, resume=True)
     assert _comparable(resumed) == _comparable(whole)
     ledger = lambda d: [json.loads(x) for x in (d / "ledger.jsonl").read_text().splitlines()]  # noqa: E731

@@ -33,7 +33,7 @@ def _comparable(summary):
 def test_resume_equals_uninterrupted(world, tmp_path, policy):
     config = _config(world, policy)
     whole = run(config, tmp_path / "whole", world=_sized(world), quiet=True)
-    for k in (0, 3, 6):
+    for k in (1, 4, 7):
         d = tmp_path / f"stop{k}"
         run(config, d, world=_sized(world), quiet=True, stop_after_round=k)
         resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
@@ -50,7 +50,7 @@ def test_read_pilots_are_overhead_outside_b_and_resume_equals_uninterrupted(worl
     assert len(pilots) == int(np.count_nonzero(world.requirement)) and all(e["billable"] == 0 for e in pilots)
     assert sum(e["billable"] for e in entries) == BUDGET
     d = tmp_path / "stop"
-    run(config, d, world=_sized(world), quiet=True, stop_after_round=2)
+    run(config, d, world=_sized(world), quiet=True, stop_after_round=3)
     resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
     assert _comparable(resumed) == _comparable(whole)
 
@@ -72,15 +72,15 @@ def test_resume_reuses_saved_examples_of_an_unfinished_round(world, tmp_path):
     config = _config(world, "task_static")
     whole = run(config, tmp_path / "whole", world=_sized(world), quiet=True)
     d = tmp_path / "crash"
-    run(config, d, world=_sized(world), quiet=True, stop_after_round=4)
-    # Simulate the crash: redo round 4's commit as "not happened" (state says round 3).
+    run(config, d, world=_sized(world), quiet=True, stop_after_round=5)
+    # Simulate the crash: redo round 5's commit as "not happened" (state says round 4).
     state = json.loads((d / "state.json").read_text())
-    prev = json.loads((d / "rounds/0003/profile.json").read_text())
-    state.update(round=3, profile=prev)
-    state["last_allocation"] = list(json.loads((d / "rounds/0003/allocation.json").read_text())["allocation"].values())
+    prev = json.loads((d / "rounds/0004/profile.json").read_text())
+    state.update(round=4, profile=prev)
+    state["last_allocation"] = list(json.loads((d / "rounds/0004/allocation.json").read_text())["allocation"].values())
     (d / "state.json").write_text(json.dumps(state))
-    # the student checkpoint of round 3 survives as student.prev
-    assert json.loads((d / "student.prev/round.json").read_text())["round"] == 3
+    # the student checkpoint of round 4 survives as student.prev
+    assert json.loads((d / "student.prev/round.json").read_text())["round"] == 4
     resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
     assert resumed["final_utility"] == pytest.approx(whole["final_utility"])
     assert resumed["ledger"] == whole["ledger"]
@@ -129,10 +129,13 @@ def test_run_dir_layout(world, tmp_path):
     d = tmp_path / "r"
     for name in ("config.yaml", "env.json", "ledger.jsonl", "state.json", "policy.json", "summary.json", "student/round.json"):
         assert (d / name).exists(), name
-    for t in range(3):
+    # Rounds are numbered 1..n, as the console prints them.
+    assert sorted(p.name for p in (d / "rounds").iterdir()) == ["0001", "0002", "0003"]
+    for t in (1, 2, 3):
         for name in ("allocation.json", "profile.json", "reward.json", "examples.jsonl"):
             assert (d / f"rounds/{t:04d}/{name}").exists()
     assert not (d / "student.tmp").exists()
+    assert not (d / "report.html").exists(), "sim runs render no report unless run.report=true"
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# runner.py still imports candidate_actions from here; drop this once it imports it from
-# read_distill.policies.actions.
-from read_distill.policies.actions import candidate_actions
 from read_distill.types import Allocation, Context, PilotResult
-
-__all__ = ["Pilot", "Policy", "candidate_actions"]
 
 #: ``pilot(allocation, tokens)`` runs a short distillation from S0 with a fixed allocation
 #: on ``tokens`` of the profiling budget (charged as ``profiling`` overhead, outside B; cut

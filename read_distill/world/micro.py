@@ -1,19 +1,15 @@
-"""The embedded micro-world as a ``World``: its built teacher and student, its
-capability generators as the prompt source, its probe suite and its task cards."""
+"""The embedded micro-world as a :class:`read_distill.hf_world.ModelWorld`: its built
+teacher and student, its capability generators as the prompt source and the probe suite,
+its task cards, and the student's own pretraining mixture as replay."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from read_distill.backends.base import Student
 from read_distill.config import Config, ConfigError
-from read_distill.generate import resolve_max_new_tokens
-from read_distill.ledger import Ledger
-from read_distill.probes import item_scores, probe
 from read_distill.tasks import TaskCard, load_card
-from read_distill.templates import prompt_hash
-from read_distill.types import Example, Item, Profile
+from read_distill.types import Example, Item
 from read_distill.world import DEV_SEED_BASE, GENERATORS, MAX_NEW_TOKENS, TASK_GENERATORS, split_items
 
 
@@ -47,91 +43,55 @@ def task_items(card: TaskCard, split: str) -> list[Item]:
     return items
 
 
-class MicroWorld:
-    """The micro-world of one built world directory, for one task card."""
-
-    def __init__(self, config: Config, world_dir: Path) -> None:
-        from transformers import AutoTokenizer
-
-        from read_distill.backends.hf import HFTeacher
-
-        self.config = config
-        self.world_dir = world_dir
-        self.size = config.world.micro_size
-        self.capabilities = tuple(config.capabilities)
-        unknown = set(self.capabilities) - set(GENERATORS)
-        if unknown:
-            raise ConfigError(f"capabilities: the micro-world has no generator for {sorted(unknown)}")
-        self.card = load_card(config.task.card)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(world_dir / "teacher"))
-        self._teacher = HFTeacher.from_pretrained(world_dir / "teacher", name=f"micro-teacher:{world_dir.name}", device="cpu", dtype="float32")
-        n = config.probe.items_per_capability
-        self.suite = {c: split_items(c, "dev", n, config.probe.seed + 7) for c in self.capabilities}
-        self.splits = {s: task_items(self.card, s) for s in ("dev", "test")}
-        self.max_new_tokens = resolve_max_new_tokens(config.generation, self.capabilities, MAX_NEW_TOKENS)
-
-    def count_tokens(self, texts: list[str]) -> int:
-        """True token count of ``texts`` under the world's tokenizer."""
-        return sum(len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
-
-    def teacher(self):
-        return self._teacher
-
-    def student(self, seed: int) -> Student:
-        from read_distill.backends.hf import HFStudent
-
-        kd_teacher = self._teacher if self.config.train.signal == "logit" or self.config.train.objective == "kd" else None
-        return HFStudent.from_pretrained(
-            self.world_dir / "student", config=self.config.train, teacher=kd_teacher, seed=seed, device="cpu", dtype="float32", quiet=True
-        )
-
-    def evaluation_hashes(self) -> set[str]:
-        items = [it for items in self.suite.values() for it in items] + self.splits["dev"] + self.splits["test"]
-        return {prompt_hash(it.prompt) for it in items}
-
-    def draw(self, capability: str, difficulty: str, seed: int) -> Item:
-        # Training seeds stay below the dev/test seed ranges of the world's generators.
-        return GENERATORS[capability].generate(seed % DEV_SEED_BASE, difficulty)
-
-    def replay(self, seed: int, start: int, n: int) -> list[Example]:
-        """``n`` examples of the student base's own pretraining mixture (reference completions,
-        not teacher output), from index ``start`` of the stream for ``seed``."""
-        from read_distill.world.build import SPECS, mixture_source
-
-        spec = SPECS[self.size]
-        source = mixture_source(10_000 + seed, spec, spec.student_weights)
-        out = []
-        for i in range(start, start + n):
-            prompt, completion = source(i)
-            out.append(
-                Example(
-                    prompt=prompt,
-                    completion=completion,
-                    capability="replay",
-                    prompt_tokens=self.count_tokens([prompt]),
-                    completion_tokens=self.count_tokens([completion]),
-                    template="replay",
-                )
-            )
-        return out
-
-    def probe(self, student: Student, ledger: Ledger, round: int) -> Profile:
-        return probe(student, self.suite, self.max_new_tokens, self.count_tokens, ledger, round, self.config.probe.seed)
-
-    def evaluate(self, student: Student, split: str, ledger: Ledger, round: int) -> float:
-        items = self.splits[split]
-        scores = item_scores(student, items, max(self.max_new_tokens.values()), self.count_tokens, ledger, round, "eval")
-        return sum(scores) / len(scores)
+def draw(capability: str, difficulty: str, seed: int) -> Item:
+    """A training item; training seeds stay below the dev/test seed ranges of the generators."""
+    return GENERATORS[capability].generate(seed % DEV_SEED_BASE, difficulty)
 
 
-def make_world(config: Config) -> MicroWorld:
-    """Runner entry point: the shipped (or configured) micro-world."""
-    from read_distill.world.build import ensure_world
+def make_world(config: Config):
+    """Runner entry point of ``world.kind: micro``: the shipped (or configured) built world."""
+    from read_distill.generate import resolve_max_new_tokens
+    from read_distill.hf_world import ModelWorld
+    from read_distill.world.build import SPECS, ensure_world, load_manifest, mixture_source
 
+    unknown = set(config.capabilities) - set(GENERATORS)
+    if unknown:
+        raise ConfigError(f"capabilities: the micro-world has no generator for {sorted(unknown)}")
     if config.world.micro_dir is not None:
         world_dir = Path(config.world.micro_dir)
         if not (world_dir / "manifest.json").exists():
             raise ConfigError(f"world.micro_dir: {world_dir} is not a built world (no manifest.json); run `read-distill world build --out {world_dir}`")
     else:
         world_dir = ensure_world(config.world.micro_size, 0, progress=True)
-    return MicroWorld(config, world_dir)
+    manifest = load_manifest(world_dir)
+    card = load_card(config.task.card)
+    spec = SPECS[config.world.micro_size]
+
+    def replay(seed: int, start: int, n: int) -> list[Example]:
+        """``n`` examples of the student base's own pretraining mixture (reference
+        completions, not teacher output), from index ``start`` of the stream for ``seed``."""
+        source = mixture_source(10_000 + seed, spec, spec.student_weights)
+        out = []
+        for i in range(start, start + n):
+            prompt, completion = source(i)
+            out.append(Example(prompt=prompt, completion=completion, capability="replay",
+                               prompt_tokens=world.count_tokens([prompt]), completion_tokens=world.count_tokens([completion]),
+                               template="replay"))
+        return out
+
+    n = config.probe.items_per_capability
+    world = ModelWorld(
+        config,
+        teacher_dir=world_dir / "teacher",
+        # The checksum names the weights, so a rebuilt world never reads a stale teacher cache.
+        teacher_name=f"micro-teacher:{manifest['checksums']['teacher']['model.safetensors'][:16]}",
+        student_dir=world_dir / "student",
+        draw=draw,
+        suite={c: split_items(c, "dev", n, config.probe.seed + 7) for c in config.capabilities},
+        splits={s: task_items(card, s) for s in ("dev", "test")},
+        max_new_tokens=resolve_max_new_tokens(config.generation, tuple(config.capabilities), MAX_NEW_TOKENS),
+        replay=replay,
+        dtype="float32",
+        device="cpu",
+    )
+    return world

@@ -1,0 +1,212 @@
+"""Worlds of real causal LMs: one ``ModelWorld`` for the embedded micro-world and for any
+teacher and student that ``AutoModelForCausalLM`` loads.
+
+What differs between the two is data, given at construction: where training prompts come
+from (the micro-world's generators, or the template library), the probe suite, the task's
+dev/test rows, and the replay mixture (the micro-world's student pretraining mixture;
+none for arbitrary models). Models, probing, evaluation and token counting are one code
+path, the backends a run uses.
+
+Seeds keep training prompts and probe prompts apart: for ``world.kind: hf`` training draws
+fold their seed below ``PROBE_SEED_BASE`` and the probe suite uses seeds above it (the
+micro-world's generators keep their own train/dev/test seed ranges); the generator's
+leakage filter rejects any training prompt whose hash still matches a probe or task prompt.
+
+A probe item is graded where it has a reference answer and a grader; otherwise it is
+scored by the student's log-prob of the *teacher's* answer, generated once per world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from read_distill.backends.base import Student
+from read_distill.config import Config, ConfigError
+from read_distill.ledger import Ledger
+from read_distill.probes import item_scores, probe
+from read_distill.tasks import load_card
+from read_distill.templates import prompt_hash
+from read_distill.types import DIFFICULTIES, Example, Item, Profile
+
+#: Probe seeds start here; training seeds are folded below it.
+PROBE_SEED_BASE = 2**61
+#: Probe seeds of consecutive ``probe.seed`` values are this far apart.
+PROBE_SEED_STRIDE = 1_000_003
+#: Candidate draws per probe item before a capability is declared too small for the suite.
+PROBE_DRAWS_PER_ITEM = 20
+
+#: ``draw(capability, difficulty, seed) -> Item``: a training prompt.
+Draw = Callable[[str, str, int], Item]
+#: ``replay(seed, start, n) -> examples``: the student's own pretraining mixture.
+Replay = Callable[[int, int, int], list[Example]]
+
+
+class ModelWorld:
+    """A teacher and a student on disk, a prompt source, a probe suite and one task card.
+
+    ``teacher_name`` keys the teacher-output cache, so it must change when the weights do.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        teacher_dir: str | Path,
+        teacher_name: str,
+        student_dir: str | Path,
+        draw: Draw,
+        suite: dict[str, list[Item]],
+        splits: dict[str, list[Item]],
+        max_new_tokens: dict[str, int],
+        replay: Replay | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+    ) -> None:
+        from transformers import AutoTokenizer
+
+        from read_distill.backends.hf import HFTeacher
+
+        self.config = config
+        self.capabilities = tuple(config.capabilities)
+        self.card = load_card(config.task.card)
+        self.draw = draw
+        self.suite = suite
+        self.splits = splits
+        self.max_new_tokens = max_new_tokens
+        self.replay = replay
+        self._student_dir, self._dtype, self._device = student_dir, dtype, device
+        self._teacher = HFTeacher.from_pretrained(
+            teacher_dir, name=teacher_name, dtype=dtype, device=device,
+            batch_size=config.generation.batch_size, seed=config.run.seed,
+        )
+        # Probe and evaluation costs are counted in the student's tokens: it does that work.
+        self.tokenizer = AutoTokenizer.from_pretrained(str(student_dir))
+        self._answered_suite: dict[str, list[Item]] | None = None
+
+    def count_tokens(self, texts: list[str]) -> int:
+        """True token count of ``texts`` under the student's tokenizer (no special tokens)."""
+        return sum(len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+
+    def teacher(self) -> Any:
+        """The teacher, loaded once."""
+        return self._teacher
+
+    def student(self, seed: int) -> Student:
+        """A fresh copy of S0; it gets the teacher's model when the objective needs its distributions."""
+        from read_distill.backends.hf import HFStudent
+
+        train = self.config.train
+        kd_teacher = self._teacher if train.signal == "logit" or train.objective == "kd" else None
+        return HFStudent.from_pretrained(
+            self._student_dir, config=train, teacher=kd_teacher, seed=seed, dtype=self._dtype, device=self._device, quiet=True
+        )
+
+    def evaluation_hashes(self) -> set[str]:
+        """Hashes of every probe and task prompt (the leakage filter's reject set)."""
+        items = [it for items in self.suite.values() for it in items] + self.splits["dev"] + self.splits["test"]
+        return {prompt_hash(it.prompt) for it in items}
+
+    def probe(self, student: Student, ledger: Ledger, round: int) -> Profile:
+        """The student's profile on the probe suite (charged as probe overhead)."""
+        suite = self._with_teacher_answers(ledger, round)
+        return probe(student, suite, self.max_new_tokens, self.count_tokens, ledger, round, self.config.probe.seed)
+
+    def evaluate(self, student: Student, split: str, ledger: Ledger, round: int) -> float:
+        """The task's utility on ``split``, with the longest capability limit for answers."""
+        scores = item_scores(
+            student, self.splits[split], max(self.max_new_tokens.values()), self.count_tokens, ledger, round, "eval"
+        )
+        return sum(scores) / len(scores)
+
+    def _with_teacher_answers(self, ledger: Ledger, round: int) -> dict[str, list[Item]]:
+        """The suite with the teacher's completion as the reference of every ungraded item
+        (generated once; its tokens charged as probe overhead)."""
+        if self._answered_suite is None:
+            suite = {c: list(items) for c, items in self.suite.items()}
+            for c, items in suite.items():
+                todo = [k for k, it in enumerate(items) if not it.answer]
+                if not todo:
+                    continue
+                gens = self._teacher.generate(
+                    [items[k].prompt for k in todo], {"max_new_tokens": self.max_new_tokens[c], "temperature": 0.0}
+                )
+                ledger.charge(round, "probe", sum(g.prompt_tokens + g.completion_tokens for g in gens))
+                for k, g in zip(todo, gens, strict=True):
+                    items[k] = ungraded(items[k], g.text)
+                # The log-prob fallback needs a non-empty reference; a teacher that answers
+                # nothing gives no signal for that item.
+                suite[c] = [it for it in items if it.answer]
+                if not suite[c]:
+                    raise ConfigError(f"probe: the teacher answered none of the {c} probe prompts; raise max_new_tokens for {c}")
+            self._answered_suite = suite
+        return self._answered_suite
+
+
+def ungraded(item: Item, reference: str = "") -> Item:
+    """``item`` scored by log-prob of ``reference`` (the teacher's answer, filled in on the
+    first probe): an empty grader name is not in GRADERS, which selects the fallback."""
+    return replace(item, answer=reference, grader="")
+
+
+def template_suite(config: Config, source: Any) -> dict[str, list[Item]]:
+    """``probe.items_per_capability`` distinct template items per capability, cycling through
+    the difficulties so the profile covers the whole range."""
+    n, graded = config.probe.items_per_capability, config.world.probe_scoring == "graded"
+    base = PROBE_SEED_BASE + config.probe.seed * PROBE_SEED_STRIDE
+    suite = {}
+    for capability in config.capabilities:
+        items, seen = [], set()
+        for k in range(n * PROBE_DRAWS_PER_ITEM):
+            if len(items) == n:
+                break
+            item = source.draw(capability, DIFFICULTIES[len(items) % 3], base + k, graded_only=graded)
+            h = prompt_hash(item.prompt)
+            if h not in seen:
+                seen.add(h)
+                items.append(item if graded else ungraded(item))
+        if len(items) < n:
+            raise ConfigError(
+                f"probe.items_per_capability: {capability} templates gave only {len(items)} distinct probe prompts, {n} asked"
+            )
+        suite[capability] = items
+    return suite
+
+
+def make_world(config: Config) -> ModelWorld:
+    """Runner entry point of ``world.kind: hf``: models from ``world.teacher``/``world.student``,
+    prompts and probes from the template library, the task from the card."""
+    from read_distill.generate import REFERENCE_MAX_NEW_TOKENS, resolve_max_new_tokens
+    from read_distill.templates import TemplateSource, load_pools
+    from read_distill.world.micro import task_items
+
+    wc = config.world
+    for field in ("teacher", "student"):
+        if not getattr(wc, field):
+            raise ConfigError(
+                f"world.{field}: required for world.kind=hf; give a model directory (or a hub id), "
+                f"e.g. world.{field}=/models/llama-3.1-8b"
+            )
+    if wc.template_dir is not None and not Path(wc.template_dir).is_dir():
+        raise ConfigError(f"world.template_dir: {wc.template_dir} is not a directory")
+    source = TemplateSource(load_pools(wc.template_dir))
+    missing = [c for c in config.capabilities if c not in source.by_capability]
+    if missing:
+        raise ConfigError(
+            f"world.template_dir: no templates for capabilities {missing}; the pools cover {sorted(source.by_capability)}"
+        )
+    card = load_card(config.task.card)
+    return ModelWorld(
+        config,
+        teacher_dir=wc.teacher,
+        teacher_name=f"hf:{wc.teacher}",
+        student_dir=wc.student,
+        draw=lambda capability, difficulty, seed: source.draw(capability, difficulty, seed % PROBE_SEED_BASE),
+        suite=template_suite(config, source),
+        splits={s: task_items(card, s) for s in ("dev", "test")},
+        max_new_tokens=resolve_max_new_tokens(config.generation, tuple(config.capabilities), REFERENCE_MAX_NEW_TOKENS),
+        dtype=wc.dtype,
+        device=wc.device,
+    )
