@@ -44,7 +44,8 @@ STYLE = {"font.size": 10, "axes.titlesize": 10.5, "axes.titleweight": "bold", "a
          "axes.spines.right": False, "axes.grid": True, "axes.axisbelow": True, "grid.color": "#e4e4e4", "legend.frameon": False,
          "svg.fonttype": "none"}  # text stays text: searchable, and a fraction of the size of glyph paths
 #: Names of the policy_info keys the shipped policies record; other keys keep their own.
-INFO_NAMES = {"mu": "μ", "sigma": "σ: ensemble spread", "kappa": "κ: exploration weight", "n_actions": "candidate allocations", "gamma": "EXP3 γ"}
+INFO_NAMES = {"mu": "μ", "sigma": "σ: ensemble spread", "kappa": "κ: exploration weight", "n_actions": "candidate allocations",
+              "gamma": "EXP3 γ", "t": "t: the policy's round counter"}
 
 
 class ReportError(ConfigError):
@@ -479,7 +480,7 @@ section, header { background: #fff; border: 1px solid #e2e2e2; border-radius: 8p
 .facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 8px 24px; }
 .facts div { border-left: 3px solid #0072b2; padding-left: 10px; } .facts dt { color: #555; font-size: 0.85em; }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 0.95em; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e6e6e6; text-align: right; white-space: nowrap; } th { background: #f3f3f3; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e6e6e6; text-align: right; white-space: nowrap; } th { background: #f3f3f3; white-space: normal; }
 th:first-child, td:first-child { text-align: left; } tr.total td { font-weight: 600; border-top: 2px solid #ccc; }
 .up { color: #0a6b50; } .down { color: #b04000; } code { background: #f1f1f1; padding: 0 4px; } footer { color: #666; font-size: 0.85em; }
 @media print { body { background: #fff; } section, header { break-inside: avoid; border: none; } }
@@ -532,17 +533,19 @@ def _profile_section(run: RunView) -> str:
 
 
 def _reward_section(run: RunView) -> str:
-    intro = ("R = gain − β·spillover − cost penalty per round (docs/method.md §6), in requirement-weighted score points. Where the policy "
-             "records a UCB prediction μ ± κ·σ for the allocation it chose (upper end: its UCB score), it is set against gain − β·spillover: "
-             "μ leaves the cost out, as it is the same for every candidate of a round.")
+    intro = "R = gain − β·spillover − cost penalty per round (docs/method.md §6), in requirement-weighted score points."
     if not run.rounds:
         return _section("reward", "Reward per round", _empty("No committed round yet."), intro)
     info = _numeric_info(run)
+    if {"mu", "sigma"} <= set(info):
+        intro += (" The policy's UCB prediction μ ± κ·σ for the allocation it chose (upper end: its UCB score) is set against "
+                  "gain − β·spillover: μ leaves the cost out, as it is the same for every candidate of a round.")
     body = _svg(_reward_figure(run, info), "reward")
-    rest = {k: v for k, v in info.items() if not (k == "mu" and "sigma" in info)}
+    rest = {k: v for k, v in info.items() if k != "mu" or "sigma" not in info}
     if rest:
-        body += ("<h3>The policy's record</h3><p class='intro'>Every numeric entry of <code>policy_info</code> in allocation.json "
-                 "(μ, κ, σ: the UCB terms of docs/method.md §6), one panel each; shaded rounds are warm-up.</p>" + _svg(_policy_info_figure(run, rest), "policy_info"))
+        warm = "; shaded rounds are warm-up" if any(r.policy_info.get("warmup") is True for r in run.rounds) else ""
+        body += (f"<h3>The policy's record</h3><p class='intro'>Every numeric entry of <code>policy_info</code> in allocation.json, one panel "
+                 f"each{warm}.</p>" + _svg(_policy_info_figure(run, rest), "policy_info"))
     return _section("reward", "Reward per round and the policy's view", body, intro)
 
 
@@ -579,7 +582,7 @@ def _dev_section(runs: Sequence[RunView], labels: Sequence[str]) -> str:
 
 
 def _final_table(run: RunView) -> str:
-    """Initial, final, change and interval per capability, and the tokens trained on each (replay in its own row)."""
+    """Initial, final, change and interval per capability, and the billable tokens spent on each (replay in its own row)."""
     (s0, _), (s1, iv1, what) = run.initial, run.final
     spend: dict[str, int] = {}
     for r in run.rounds:
@@ -604,8 +607,8 @@ def _final_section(runs: Sequence[RunView], labels: Sequence[str]) -> str:
         intro = "Final minus initial score per capability (the latest probed profile for incomplete runs)."
     else:
         table = _final_table(runs[0])
-        intro = ("Initial and final profile on the held-out test probes, with the final 95 % interval (the whiskers), and the tokens trained on "
-                 "each capability, replay included, so the shares add to 100 %." if runs[0].complete else
+        intro = ("Initial and final profile on the held-out test probes, with the final 95 % interval (the whiskers), and the billable tokens "
+                 "spent on each capability, replay included, so the shares add to 100 %." if runs[0].complete else
                  f"The run is incomplete: the last column is the profile probed {runs[0].final[2]}, not the held-out final profile.")
     chart = _svg(_change_figure(runs, labels), "change") if any(map(_changes, runs)) else _empty("No profile recorded.")
     return _section("final", "Final profile", table + chart, intro)
