@@ -554,12 +554,11 @@ def _ledger_section(runs: Sequence[RunView], labels: Sequence[str]) -> str:
     intro = (f"Billable tokens (budget unit <code>{_e(unit)}</code>) round by round against the budget B. Probe, evaluation and "
              "profiling tokens are overhead, outside B (docs/method.md §1).")
     title = "Ledger: budget burn-down" + (" and tokens per phase" if len(runs) == 1 else "")
-    table = _phase_rows(runs[0])[0]
     if not any(r.ledger for r in runs):
         return _section("ledger", title, _empty("The ledger has no charges yet."), intro)
     body = _svg(_burn_down_figure(runs, labels), "burn_down")
     if len(runs) == 1:
-        B = runs[0].budget
+        table, B = _phase_rows(runs[0])[0], runs[0].budget
         order = [*(p for p in PHASES if p in table), *(p for p in table if p not in PHASES)]
         rows = [[ph, *(f"{v:,}" for v in table[ph].values()), "overhead" if ph in OVERHEAD_PHASES else
                  ("billable" if table[ph]["billable"] else f"not billable under unit {unit}")] for ph in order]
@@ -568,7 +567,9 @@ def _ledger_section(runs: Sequence[RunView], labels: Sequence[str]) -> str:
         body += "<h3>Tokens per phase (ledger.jsonl)</h3>" + _table(
             ["phase", "tokens processed", "billable", "before round 1", "in rounds", "final eval", "from cache", "counts as"], rows, total=True)
         wall = runs[0].wall_s
-        body += "<h3>Wall time by phase</h3>" + _table(["phase", "seconds"], [[k, f"{v:,.2f}"] for k, v in wall.items()] + [["total", f"{sum(wall.values()):,.2f}"]], total=True) if wall else ""
+        if wall:
+            rows = [[k, f"{v:,.2f}"] for k, v in wall.items()] + [["total", f"{sum(wall.values()):,.2f}"]]
+            body += "<h3>Wall time by phase</h3>" + _table(["phase", "seconds"], rows, total=True)
     return _section("ledger", title, body, intro)
 
 
