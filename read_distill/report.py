@@ -77,7 +77,7 @@ def format_summary(summary: dict[str, Any], run_dir: Path) -> str:
 
 @dataclass
 class RoundView:
-    """What one committed round left in ``rounds/NNNN/`` (``round`` is NNNN, 0-based)."""
+    """What one committed round left in ``rounds/NNNN/`` (``round`` is NNNN: 1..N, as the console prints it)."""
 
     round: int
     policy_info: dict[str, Any]
@@ -140,7 +140,7 @@ class RunView:
         if self.summary:
             return dict(self.summary["final_profile"]), dict(self.summary.get("final_intervals", {})), "final"
         if self.rounds:
-            return self.rounds[-1].scores, self.rounds[-1].intervals, f"after round {self.rounds[-1].round + 1}"
+            return self.rounds[-1].scores, self.rounds[-1].intervals, f"after round {self.rounds[-1].round}"
         return (*self.initial, "initial")
 
 
@@ -162,7 +162,7 @@ def _read_rounds(path: Path, committed: int, notes: list[str]) -> list[RoundView
     rounds = []
     for rd in sorted(d for d in path.glob("rounds/*") if d.is_dir() and d.name.isdigit()):
         if int(rd.name) > committed:
-            notes.append(f"round {int(rd.name) + 1} was started but not committed; a resumed run redoes it")
+            notes.append(f"round {int(rd.name)} was started but not committed; a resumed run redoes it")
             break
         alloc, prof, rew = (_read(rd / f"{name}.json", notes) for name in ("allocation", "profile", "reward"))
         if alloc is None or prof is None or rew is None:
@@ -213,7 +213,8 @@ def load_run(run_dir: Path | str) -> RunView:
 
     facts = (str(head("task", "run", "name")), str(head("policy", "policy", "name")), head("seed", "run", "seed"),
              int(head("budget_tokens", "budget", "total_tokens", 0)), str(head("budget_unit", "budget", "unit")))
-    committed = 10**9 if summary else (int(state["round"]) if state else -2)
+    # The last committed round: 0 once the initial probe is, -1 before that.
+    committed = 10**9 if summary else (int(state["round"]) if state else -1)
     rounds = _read_rounds(path, committed, notes)
     ledger = _read_ledger(path / "ledger.jsonl", committed, summary is not None, notes)
     latest = summary or state or {}
@@ -222,11 +223,11 @@ def load_run(run_dir: Path | str) -> RunView:
     caps = list(config.get("capabilities") or s0 or (rounds[0].scores if rounds else []))
     u0 = latest.get("initial_utility")
     utility = (None if u0 is None else float(u0), float(summary["final_utility"]) if summary else None)
-    dev = [(int(t) + 1, float(u)) for t, u in latest.get("dev_utility") or latest.get("dev") or []]
+    dev = [(int(t), float(u)) for t, u in latest.get("dev_utility") or latest.get("dev") or []]
     wall = {str(k): float(v) for k, v in sorted((latest.get("wall_s") or {}).items())}
     if not summary:
         planned = (config.get("run") or {}).get("rounds", "?")
-        notes.insert(0, f"Incomplete run: {committed + 1 if state else 0} of {planned} rounds committed and no summary.json yet — figures show the "
+        notes.insert(0, f"Incomplete run: {max(committed, 0)} of {planned} rounds committed and no summary.json yet — figures show the "
                         "rounds that exist; the final column is the last probed profile, not the held-out test profile.")
     return RunView(path, config, summary, _read(path / "env.json", notes) or {}, *facts, caps, rounds, ledger, (s0, dict(prof.get("intervals", {}))), utility, dev, wall, notes)
 
@@ -240,8 +241,8 @@ def spend_shares(run: RunView) -> dict[str, list[float]]:
 
 
 def _phase_rows(run: RunView) -> tuple[dict[str, dict[str, int]], dict[int, int]]:
-    """Per phase: tokens and billable, split initial / rounds / final; and billable per round (1-based)."""
-    planned = int(run.cfg("run", "rounds", 10**9))
+    """Per phase: tokens and billable, split initial probe (round 0) / rounds / final evaluation; and billable per round."""
+    planned = run.n_rounds
     table: dict[str, dict[str, int]] = {}
     per_round: dict[int, int] = {}
     for e in run.ledger:
@@ -249,10 +250,10 @@ def _phase_rows(run: RunView) -> tuple[dict[str, dict[str, int]], dict[int, int]
         row = table.setdefault(str(e["phase"]), dict.fromkeys(("tokens", "billable", "initial", "rounds", "final", "cached"), 0))
         row["tokens"] += n
         row["billable"] += int(e["billable"])
-        row["initial" if t < 0 else ("final" if t >= planned else "rounds")] += n
+        row["initial" if t < 1 else ("final" if t > planned else "rounds")] += n
         row["cached"] += n if e.get("cached") else 0
-        if 0 <= t < planned:
-            per_round[t + 1] = per_round.get(t + 1, 0) + int(e["billable"])
+        if 1 <= t <= planned:
+            per_round[t] = per_round.get(t, 0) + int(e["billable"])
     return table, per_round
 
 
@@ -286,7 +287,7 @@ def _svg(fig: Any, name: str) -> str:
 
 
 def _round_axis(fig: Any, axes: Sequence[Any], n: int, nbins: int = 12) -> None:
-    """Rounds 1..n on x, numbered as the console prints them ("round 1/n" is rounds/0000); 0 is before round 1."""
+    """Rounds 1..n on x, numbered as stored and as the console prints them ("round 1/n" is rounds/0001); 0 is the initial probe."""
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
@@ -320,7 +321,7 @@ def _allocation_figure(runs: Sequence[RunView], labels: Sequence[str]) -> Any:
     for ax, run, label in zip(axes, runs, labels, strict=True):
         bottom = [0.0] * len(run.rounds)
         for s, shares in spend_shares(run).items():
-            handles[s] = ax.bar([r.round + 1 for r in run.rounds], shares, 0.8, bottom=bottom, color=_color(s, caps), label=_tex(s),
+            handles[s] = ax.bar([r.round for r in run.rounds], shares, 0.8, bottom=bottom, color=_color(s, caps), label=_tex(s),
                                 edgecolor="white" if s in caps else "#777", linewidth=0.5, hatch=None if s in caps else "//")
             bottom = [b + v for b, v in zip(bottom, shares, strict=True)]
         ax.set(ylim=SCORE_LIM, ylabel="share of spent tokens (%)", title=_tex(label) if ncols > 1 else "")
@@ -335,7 +336,7 @@ def _profile_figure(run: RunView) -> Any:
     s0, i0 = run.initial
     fig, axes = _panels(len(run.capabilities), 4, 2.3, sharey=True)
     for i, (ax, c) in enumerate(zip(axes, run.capabilities, strict=True)):
-        points = ([(0, s0[c], i0.get(c))] if c in s0 else []) + [(r.round + 1, r.scores[c], r.intervals.get(c)) for r in run.rounds if c in r.scores]
+        points = ([(0, s0[c], i0.get(c))] if c in s0 else []) + [(r.round, r.scores[c], r.intervals.get(c)) for r in run.rounds if c in r.scores]
         xs, color = [x for x, _, _ in points], _color(c, run.capabilities)
         ax.fill_between(xs, [iv[0] if iv else y for _, y, iv in points], [iv[1] if iv else y for _, y, iv in points], color=color, alpha=0.22, lw=0, label="95 % interval")
         ax.plot(xs, [y for _, y, _ in points], color=color, marker="o", ms=3, lw=1.6, label="score")
@@ -352,7 +353,7 @@ def _reward_figure(run: RunView, info: dict[str, list[tuple[int, float]]]) -> An
     penalty can dwarf the parts that differ between allocations, or be dwarfed by them);
     then the policy's μ ± κ·σ against the outcome, where it recorded them."""
     beta = float(run.cfg("reward", "beta", 1.0))
-    xs = [r.round + 1 for r in run.rounds]
+    xs = [r.round for r in run.rounds]
     part = {k: [float(r.reward.get(k, 0.0)) for r in run.rounds] for k in ("reward", "gain", "spillover", "cost_penalty")}
     ucb = "mu" in info and "sigma" in info
     fig, axes = _panels(3 + ucb, 1, 1.9, sharex=True)
@@ -387,14 +388,14 @@ def _numeric_info(run: RunView) -> dict[str, list[tuple[int, float]]]:
     for r in run.rounds:
         for k, v in r.policy_info.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.setdefault(k, []).append((r.round + 1, float(v)))
+                out.setdefault(k, []).append((r.round, float(v)))
     return out
 
 
 def _shade_warmup(ax: Any, run: RunView) -> None:
     for r in run.rounds:
         if r.policy_info.get("warmup") is True:
-            ax.axvspan(r.round + 0.5, r.round + 1.5, color="#888", alpha=0.13, lw=0)
+            ax.axvspan(r.round - 0.5, r.round + 0.5, color="#888", alpha=0.13, lw=0)
 
 
 def _policy_info_figure(run: RunView, info: dict[str, list[tuple[int, float]]]) -> Any:

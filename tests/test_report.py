@@ -119,9 +119,10 @@ def test_score_axes_are_0_to_100_and_rounds_are_numbered_from_1(finished):
     for fig in (_profile_figure(view), _dev_figure([view], [view.label]), _allocation_figure([view], [view.label])):
         for ax in (ax for ax in fig.axes if ax.get_visible()):
             assert ax.get_ylim() == (0, 100)
-    # The console prints "round 1/6" for rounds/0000: bars stand at rounds 1..6.
+    # The console prints "round 1/6" for rounds/0001: bars stand at rounds 1..6, point 0 is the initial probe.
     (ax,) = _allocation_figure([view], [view.label]).axes
     assert {round(p.get_x() + p.get_width() / 2) for p in ax.patches} == set(range(1, ROUNDS + 1))
+    assert list(_profile_figure(view).axes[0].lines[0].get_xdata()) == list(range(ROUNDS + 1))
 
 
 def test_each_reward_part_fills_its_own_panel(finished):
@@ -135,7 +136,7 @@ def test_each_reward_part_fills_its_own_panel(finished):
 
 
 def test_unfinished_run_renders_with_an_incomplete_note(tmp_path):
-    run_dir = _sim_run(tmp_path / "stopped", stop_after_round=2)
+    run_dir = _sim_run(tmp_path / "stopped", stop_after_round=3)
     assert not (run_dir / "summary.json").exists()
     html = write_report([run_dir]).read_text()
     assert "Incomplete run: 3 of 6 rounds committed" in html
@@ -145,7 +146,7 @@ def test_unfinished_run_renders_with_an_incomplete_note(tmp_path):
 
 
 def test_run_dir_stopped_before_any_commit_still_renders(tmp_path):
-    run_dir = _sim_run(tmp_path / "stopped", stop_after_round=0)
+    run_dir = _sim_run(tmp_path / "stopped", stop_after_round=1)
     for name in ("state.json", "ledger.jsonl", "policy.json"):
         (run_dir / name).unlink()
     shutil.rmtree(run_dir / "rounds")
