@@ -3,13 +3,20 @@
 A dynamics is any callable ``dynamics(profile, spend_tokens, spent_tokens, rng) ->
 new_profile`` over numpy arrays indexed by capability (0–100 scale). ``TransferDynamics``
 is the built-in family: a budget-dependent transfer matrix, saturation toward a ceiling
-and noise; ``GatedDynamics`` adds prerequisites on top of any dynamics.
+and noise; ``GatedDynamics`` adds prerequisites on top of any dynamics,
+``ForgettingDynamics`` the loss of capabilities a round leaves out, and ``ShockDynamics``
+a transient set back of the whole profile when training starts.
+
+A dynamics sees no state but ``profile`` and ``spent_tokens`` (what the simulated student
+keeps and saves, and what the oracle's model carries): anything that depends on how far
+the run has got (``ShockDynamics``' transient) is a function of the tokens spent so far,
+so a resumed run and the oracle's search step exactly like an uninterrupted run.
 
 A dynamics whose ``batched`` attribute is true also accepts arrays with leading batch
 dimensions (``(..., n)`` profiles, spends and cumulative spends) and moves each row
 independently; the oracle uses that to simulate thousands of schedules at once. The
-utilities here (``LinearUtility``, ``MinUtility``, ``GeometricUtility``) are callables of
-one profile returning a float.
+utilities here (``LinearUtility``, ``MinUtility``, ``GeometricUtility``,
+``ProductUtility``) are callables of one profile returning a float.
 """
 
 from __future__ import annotations
@@ -114,6 +121,111 @@ class GatedDynamics:
         return np.clip(profile + delta, 0.0, 100.0)
 
 
+def _noise_holder(dynamics):
+    """The innermost dynamics of a chain of wrappers (the one that draws the noise)."""
+    while hasattr(dynamics, "base"):
+        dynamics = dynamics.base
+    return dynamics
+
+
+class ForgettingDynamics:
+    """Forgetting on top of a base dynamics: what a round leaves out, the student loses.
+
+    A capability whose share of the round's spend is below ``threshold`` is *neglected*
+    in proportion, ν_c = max(0, 1 − share_c / threshold) (a one-hot round neglects every
+    other capability fully; a share of at least ``threshold`` keeps a capability). It
+    loses the fraction 1 − exp(−``rate`` · ν_c · round spend) of its score above
+    ``floor`` (0 by default: in proportion to the score), taken at the profile the round
+    starts from and subtracted from the base dynamics' move, so the loss grows with the
+    round's token spend and a whole budget spent elsewhere wears a capability down
+    geometrically. Rounds that spend nothing forget nothing.
+    """
+
+    def __init__(self, base, rate: float, threshold: float = 0.25, floor: Sequence[float] | float = 0.0) -> None:
+        if rate < 0 or not 0 < threshold <= 1:
+            raise ValueError("need rate >= 0 and 0 < threshold <= 1")
+        self.base = base
+        self.rate = float(rate)
+        self.threshold = float(threshold)
+        self.floor = np.asarray(floor, dtype=float)
+        self.batched = bool(getattr(base, "batched", False))
+
+    @property
+    def noise_std(self) -> float:
+        return _noise_holder(self).noise_std
+
+    @noise_std.setter
+    def noise_std(self, value: float) -> None:
+        _noise_holder(self).noise_std = value
+
+    def lost(self, profile, spend_tokens) -> np.ndarray:
+        """The points each capability forgets in a round (before the base move)."""
+        profile = np.asarray(profile, dtype=float)
+        spend = np.asarray(spend_tokens, dtype=float)
+        total = spend.sum(axis=-1, keepdims=True)
+        share = spend / np.where(total > 0, total, 1.0)
+        neglect = np.clip(1.0 - share / self.threshold, 0.0, 1.0)
+        return np.clip(profile - self.floor, 0.0, None) * (1.0 - np.exp(-self.rate * neglect * total))
+
+    def __call__(self, profile, spend_tokens, spent_tokens, rng: np.random.Generator) -> np.ndarray:
+        profile = np.asarray(profile, dtype=float)
+        moved = np.asarray(self.base(profile, spend_tokens, spent_tokens, rng), dtype=float)
+        return np.clip(moved - self.lost(profile, spend_tokens), 0.0, 100.0)
+
+
+class ShockDynamics:
+    """A transient set back of every capability when training starts, whatever is trained.
+
+    The student's true profile is its *underlying* profile u (what the base dynamics
+    moves) times 1 − d(X), where X is the number of tokens spent so far (all capabilities
+    together) and d is the damage fraction per capability:
+
+        d(0) = 0,   d(X) = ``fraction`` · ``recovery`` ^ max(0, X / ``period_tokens`` − 1) for X > 0,
+
+    so the first ``period_tokens`` of training knock each capability down to 1 − fraction
+    of its score (in proportion to the score, like an optimizer or format transient), and
+    the damage then decays geometrically, by the factor ``recovery`` per further period,
+    whatever is trained. The allocation has no part in it: learning and forgetting run on
+    u, and the transient only changes what probes and the task see until it has decayed.
+    d is a function of the cumulative spend, which both the simulated student and the
+    oracle's model carry, so resume and search see it exactly. A world whose budget and
+    round count make one round ``period_tokens`` long sees the shock in round 1 and the
+    recovery over the following rounds.
+    """
+
+    def __init__(self, base, fraction: Sequence[float] | float, period_tokens: float, recovery: float) -> None:
+        self.base = base
+        self.fraction = np.asarray(fraction, dtype=float)
+        if np.any(self.fraction < 0) or np.any(self.fraction >= 1):
+            raise ValueError("shock fractions must be in [0, 1)")
+        if period_tokens <= 0 or not 0 <= recovery < 1:
+            raise ValueError("need period_tokens > 0 and 0 <= recovery < 1")
+        self.period_tokens = float(period_tokens)
+        self.recovery = float(recovery)
+        self.batched = bool(getattr(base, "batched", False))
+
+    @property
+    def noise_std(self) -> float:
+        return _noise_holder(self).noise_std
+
+    @noise_std.setter
+    def noise_std(self, value: float) -> None:
+        _noise_holder(self).noise_std = value
+
+    def damage(self, spent_tokens) -> np.ndarray:
+        """d(X) per capability at the cumulative spend ``spent_tokens`` (…, n)."""
+        total = np.asarray(spent_tokens, dtype=float).sum(axis=-1, keepdims=True)
+        periods = np.maximum(0.0, total / self.period_tokens - 1.0)
+        return np.where(total > 0, self.fraction * self.recovery**periods, 0.0)
+
+    def __call__(self, profile, spend_tokens, spent_tokens, rng: np.random.Generator) -> np.ndarray:
+        profile = np.asarray(profile, dtype=float)
+        spent = np.asarray(spent_tokens, dtype=float)
+        underlying = profile / (1.0 - self.damage(spent))
+        moved = np.asarray(self.base(underlying, spend_tokens, spent, rng), dtype=float)
+        return np.clip(moved * (1.0 - self.damage(spent + np.asarray(spend_tokens, dtype=float))), 0.0, 100.0)
+
+
 class LinearUtility:
     """U = r·s (the default task utility of a simulated world)."""
 
@@ -145,3 +257,15 @@ class GeometricUtility:
     def __call__(self, profile) -> float:
         s = np.clip(np.asarray(profile, dtype=float), 1e-9, None)
         return float(np.exp(self.weights @ np.log(s)))
+
+
+class ProductUtility:
+    """U = 100 · Π s_i / 100 over ``indices``: a task that needs every listed capability in
+    the same answer, each succeeding independently (joint success on a 0–100 scale)."""
+
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = list(indices)
+
+    def __call__(self, profile) -> float:
+        s = np.clip(np.asarray(profile, dtype=float)[self.indices], 0.0, 100.0) / 100.0
+        return float(100.0 * np.prod(s))

@@ -2,7 +2,9 @@
 
 The ``paper_*`` family uses the paper's Figure-1 transfer matrices (20M and 150M tokens,
 Llama-3.3-70B → Llama-3.1-8B) with the paper's student profile as S0 and the teacher's
-as the ceiling; the benchmark suite (``SUITE``) varies the dynamics on purpose.
+as the ceiling; the benchmark suite (``SUITE``) varies the dynamics on purpose. The
+``micro_world`` family (``first_round_shock``, ``forgetting``, ``joint_need``,
+``micro_long_tool``) is calibrated to runs on the embedded micro-world instead.
 
 Every environment has its own default budget (``ENVIRONMENTS[name][1]``) and its own
 declared requirement: what a task card would say, which is what the runner (and so every
@@ -24,7 +26,16 @@ from typing import Any
 import numpy as np
 
 from read_distill.config import Config, ConfigError
-from read_distill.sim.dynamics import GatedDynamics, GeometricUtility, LinearUtility, MinUtility, TransferDynamics
+from read_distill.sim.dynamics import (
+    ForgettingDynamics,
+    GatedDynamics,
+    GeometricUtility,
+    LinearUtility,
+    MinUtility,
+    ProductUtility,
+    ShockDynamics,
+    TransferDynamics,
+)
 from read_distill.sim.world import SimWorld
 from read_distill.types import CAPABILITIES
 
@@ -255,6 +266,136 @@ def random_sparse(seed: int, declare_all: bool, name: str) -> SimWorld:
     return _synthetic(name, (small, large), LinearUtility(weights), declared_map, ceiling=ceiling, saturation=1.0, initial_profile=s0)
 
 
+# --- Environments calibrated to the embedded micro-world's long_tool runs -------------
+#
+# The task long_tool (docs/world.md) needs tool_use and long_context in the same answer; its
+# card declares {tool_use .5, long_context .5}. Measured on the micro-world (200k teacher
+# tokens, 20 rounds of 10k, 3 seeds): task_static reaches a task utility of 63.2 ± 7.0;
+# round 1 (tool_use .5 / long_context .5) knocks the whole profile down (tool_use 48 → 8,
+# general_knowledge 46 → 23, steerability 44 → 2, long_context 15 → 4) and the profile
+# recovers over the next 2–3 rounds whatever is played (task_static: tool_use 40 after
+# round 2, 83 after round 3; long_context 15 after round 2); at a lower learning rate the
+# drop nearly disappears. One-hot rounds lose the other needed capability (read, seed 1:
+# long_context 100, tool_use 52 at the end). The one-hot transfer study (docs/transfer.md)
+# gives the learning curves (tool_use +51 at 20k one-hot tokens, +58 at 180k; long_context
+# +7 / +44 / +90 at 20k / 60k / 180k) and the off-target loss (41 of 56 off-diagonals
+# negative at 20k, mean −6 points). The four environments below share these dynamics and
+# switch the phenomena on one at a time (shock, forgetting, joint utility), then all together.
+
+#: Budget of the micro-world runs, and the tokens of one of their 20 rounds.
+MICRO_BUDGET, MICRO_ROUND = 200_000, 10_000
+#: The task card's requirement.
+MICRO_TASK = {"tool_use": 0.5, "long_context": 0.5}
+#: Initial profile: the long_tool traces' round-0 probe for tool_use, long_context,
+#: general_knowledge and steerability, the world's measured student base (README) for the rest.
+MICRO_S0 = {
+    "general_knowledge": 46.0,
+    "steerability": 44.0,
+    "reasoning": 24.0,
+    "math": 13.0,
+    "code": 17.0,
+    "tool_use": 48.0,
+    "long_context": 15.0,
+    "multilingual": 44.0,
+}
+#: Ceiling: the micro-world teacher's measured profile.
+MICRO_TEACHER = {c: 100.0 for c in CAPABILITIES} | {"reasoning": 86.0, "multilingual": 99.0}
+#: One-hot gains (points) at 20k and 180k tokens the learning curves pass through: the
+#: transfer study's diagonal, except tool_use (+45 / +60: from S0 48 the measured
+#: +51 / +58 of a student at ~35 would pass the ceiling) and long_context (+21 / +90:
+#: its 20k point moved up so the curve also passes near the 60k measurement, +44; the
+#: curve family cannot bend the way the measured slow start does).
+MICRO_ONE_HOT = {
+    "general_knowledge": (36.8, 68.1),
+    "steerability": (6.9, 47.9),
+    "reasoning": (11.8, 67.4),
+    "math": (17.4, 82.6),
+    "code": (20.8, 70.1),
+    "tool_use": (45.0, 60.0),
+    "long_context": (21.0, 90.0),
+    "multilingual": (24.3, 56.9),
+}
+#: Round-1 drop as a fraction of the score: the traces' 48 → 8, 46 → 23, 44 → 2, 15 → 4,
+#: and 0.7 (about their mean) for the capabilities the traces do not show.
+MICRO_SHOCK = {c: 0.7 for c in CAPABILITIES} | {"tool_use": 0.83, "general_knowledge": 0.5, "steerability": 0.95, "long_context": 0.73}
+#: The drop decays by this factor per further round (tool_use, task_static: 8 → ~52 → ~75).
+MICRO_RECOVERY = 0.4
+#: Forgetting: a fully neglected capability keeps exp(−0.1) ≈ 90 % of its score per
+#: 10k-token round (two one-hot rounds, 20k tokens: −5.4 points from 30, the study's mean −6).
+MICRO_FORGET_RATE = 0.1 / MICRO_ROUND
+#: A capability with at least this share of a round is not forgotten.
+MICRO_FORGET_THRESHOLD = 0.25
+
+
+def micro_world(name: str, shock: bool, forgetting: bool, joint: bool, probe_noise_std: float = 0.5, noise_std: float = 0.2) -> SimWorld:
+    """The long_tool micro-world dynamics (module comment above) with the chosen phenomena.
+
+    Learning: a transfer curve per capability through ``MICRO_ONE_HOT`` (20k / 180k tokens,
+    τ = 15k tokens), no cross-capability transfer, scores clipped at the teacher's profile.
+    ``forgetting`` wraps it in ``ForgettingDynamics`` (``MICRO_FORGET_RATE``, share threshold
+    ``MICRO_FORGET_THRESHOLD``), ``shock`` in ``ShockDynamics`` (``MICRO_SHOCK``, one
+    period = one 10k round, recovery ``MICRO_RECOVERY``). ``joint``: U = tool_use ·
+    long_context / 100 (``ProductUtility``); else U = r·s. The declared requirement is the
+    card's, ``MICRO_TASK``, in every case.
+    """
+    n = len(CAPABILITIES)
+    small, large = np.zeros((n, n)), np.zeros((n, n))
+    for c, (at_small, at_large) in MICRO_ONE_HOT.items():
+        small[_I[c], _I[c]], large[_I[c], _I[c]] = at_small, at_large
+    dynamics: Any = TransferDynamics(small, large, 20_000, 180_000, ceiling=[MICRO_TEACHER[c] for c in CAPABILITIES], noise_std=noise_std, tau_frac=12.0)
+    if forgetting:
+        dynamics = ForgettingDynamics(dynamics, MICRO_FORGET_RATE, MICRO_FORGET_THRESHOLD)
+    if shock:
+        dynamics = ShockDynamics(dynamics, [MICRO_SHOCK[c] for c in CAPABILITIES], MICRO_ROUND, MICRO_RECOVERY)
+    utility = ProductUtility([_I["tool_use"], _I["long_context"]]) if joint else LinearUtility(_vector(MICRO_TASK))
+    return SimWorld(CAPABILITIES, MICRO_S0, dynamics, utility, _vector(MICRO_TASK), probe_noise_std, name=name)
+
+
+def first_round_shock() -> SimWorld:
+    """A transient that does not depend on the allocation: the first round of training
+    knocks every capability down to 5–50 % of its score and the drop recovers over the next
+    2–3 rounds (×0.4 per round) whatever is played, so round 1's reward says nothing about
+    the allocation played in it and round 2's and 3's rewards credit it the recovery.
+    Calibrated to the long_tool traces (round 1: tool_use 48 → 8, general_knowledge
+    46 → 23, steerability 44 → 2, long_context 15 → 4; task_static tool_use back to 40 and
+    83 after rounds 2 and 3). Learning as in the micro-world, no forgetting; linear utility =
+    declared requirement {tool_use .5, long_context .5} (the card is right)."""
+    return micro_world("first_round_shock", shock=True, forgetting=False, joint=False)
+
+
+def forgetting() -> SimWorld:
+    """Forgetting what a round leaves out: a capability with less than a quarter of the
+    round's tokens loses, in proportion, up to 1 − e^(−0.1) ≈ 10 % of its score per 10k
+    tokens spent elsewhere, so one-hot rounds wear down the other needed capability.
+    Calibrated to the micro-world's one-hot transfer study (20k tokens: off-target mean
+    −6 points, 41 of 56 off-diagonals negative) and the long_tool traces (one-hot-heavy
+    schedules end with tool_use ≈ 52 after ≈ 95). Learning as in the micro-world, no
+    shock; linear utility = declared requirement {tool_use .5, long_context .5}, so the
+    proxy reward sees the loss."""
+    return micro_world("forgetting", shock=False, forgetting=True, joint=False)
+
+
+def joint_need() -> SimWorld:
+    """A task that needs two capabilities in the same answer: U = tool_use · long_context
+    / 100 (joint success of two independent skills, 0–100), while the card declares
+    {tool_use .5, long_context .5}, so the linear proxy r·s credits raising the capability
+    that is already high as much as the one that limits the task. Calibrated to long_tool
+    (S0 tool_use 48, long_context 15, so U0 = 7.2; tool_use learns fast and saturates,
+    long_context slowly). No shock, no forgetting."""
+    return micro_world("joint_need", shock=False, forgetting=False, joint=True)
+
+
+def micro_long_tool() -> SimWorld:
+    """The long_tool micro-world in full: the first-round shock, forgetting of what a round
+    leaves out and the joint utility tool_use · long_context / 100 together, with the
+    micro-world's noise (probes of 32 items: ±6 points std; 1 point of dynamics noise per
+    round). Calibrated to the long_tool runs (200k tokens, 20 rounds): task_static ends at
+    U ≈ 62 noise-free (measured 63.2 ± 7.0), while one-hot-heavy schedules such as
+    tool_use alone for 12 rounds end near U ≈ 18 (read, seed 0: 16). The card declares
+    {tool_use .5, long_context .5}."""
+    return micro_world("micro_long_tool", shock=True, forgetting=True, joint=True, probe_noise_std=6.0, noise_std=1.0)
+
+
 #: The policy benchmark suite: name -> builder of a fresh world (see each builder's docstring).
 SUITE: dict[str, Callable[[], SimWorld]] = {
     "paper_20m": lambda: paper_world(name="paper_20m"),
@@ -272,6 +413,10 @@ SUITE: dict[str, Callable[[], SimWorld]] = {
     "broad_task": broad_task,
     "random_sparse_a": lambda: random_sparse(11, True, "random_sparse_a"),
     "random_sparse_b": lambda: random_sparse(23, False, "random_sparse_b"),
+    "first_round_shock": first_round_shock,
+    "forgetting": forgetting,
+    "joint_need": joint_need,
+    "micro_long_tool": micro_long_tool,
 }
 
 #: Default budget of each suite environment, in tokens.
@@ -291,6 +436,10 @@ _SUITE_BUDGETS: dict[str, int] = {
     "broad_task": 20_000_000,
     "random_sparse_a": 100_000_000,
     "random_sparse_b": 100_000_000,
+    "first_round_shock": MICRO_BUDGET,
+    "forgetting": MICRO_BUDGET,
+    "joint_need": MICRO_BUDGET,
+    "micro_long_tool": MICRO_BUDGET,
 }
 
 #: name -> (builder, default budget in tokens): every environment a config can name as
