@@ -69,12 +69,17 @@ class PolicyConfig(_Section):
     name: str = Field("read", description=f"Policy: one of {', '.join(POLICIES)}.")
     kappa: float = Field(1.0, ge=0, description="UCB exploration weight (read).")
     kappa_decay: float = Field(0.7, gt=0, le=1, description="Factor on kappa when dev utility stalls.")
-    warmup_rounds: int = Field(5, ge=0, description="Rounds of random candidate actions before UCB.")
+    warmup_rounds: int = Field(
+        1, ge=0, description="read without pilots: burn-in rounds that play r and whose score changes the model does not learn from."
+    )
     ensemble_size: int = Field(5, ge=1, description="J, number of MLPs in the reward-model ensemble.")
     hidden: int = Field(64, ge=1, description="Hidden width of each reward-model MLP.")
     top_k: int = Field(3, ge=1, description="Sparse actions use the top-k capabilities of r.")
     grid: tuple[float, ...] = Field((0.25, 0.5, 0.75), description="Pair weights of sparse actions.")
     max_actions: int = Field(50, ge=1, description="Cap on the candidate action set.")
+    max_shift: float = Field(
+        0.25, ge=0, le=1, description="read: candidates move at most this share of a round's tokens away from r (1 = any allocation)."
+    )
     profiling_tokens: int = Field(0, ge=0, description="Overhead budget for pilot runs (grid, read pre-training).")
     pilot_rounds: int = Field(2, ge=1, description="Rounds in each pilot run.")
     capability: str | None = Field(None, description="one_hot: the capability; default the top of r.")

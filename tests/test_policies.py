@@ -166,29 +166,31 @@ def test_read_warm_up_plays_r_first():
 
 
 def test_read_learns_in_the_synthetic_world():
-    """Early on the best action is the one-hot on the *second* capability of r (later it
-    saturates and the others catch up); read must find it, beat random, uniform and
-    one-hot, and match task-static. (In this world every capability's gain is
-    proportional to its headroom, so r itself is within a few per cent of the best
-    schedule, and what read spends on exploration in a 20-round run shows up at that
-    scale: over seeds 0-5, read 24.43 vs task-static 24.46.)"""
+    """Early on the best action moves share to the *second* capability of r (later it
+    saturates and the others catch up); read must find that direction, beat random,
+    uniform and one-hot, and beat task-static (over seeds 0-2: read 25.10, task-static
+    24.37). In this world every capability's gain is proportional to its headroom, so r
+    is within a few per cent of the best schedule."""
     totals: dict[str, float] = {}
     for name in ("read", "random", "uniform", "task_static", "one_hot"):
         totals[name] = float(
             np.mean([sum(Harness(seed=seed).play(make_policy(_config(name=name), CAPS, R))[1]) for seed in range(3)])
         )
     assert totals["read"] > max(totals[k] for k in ("random", "uniform", "one_hot")), totals
-    assert totals["read"] > 0.97 * totals["task_static"], totals
+    assert totals["read"] > totals["task_static"], totals
     allocations, _, _ = Harness(seed=0).play(make_policy(_config(name="read"), CAPS, R))
-    # One round of r is enough to attribute each capability's score change to its own
-    # share (the model predicts the score-change vector): "b" comes right after.
-    assert allocations[1:4] == [(0.0, 1.0, 0.0, 0.0)] * 3
+    # Burn-in (round 1) and the designed round of r (round 2), then the first model-based
+    # choice tilts towards "b", within max_shift of r.
+    assert allocations[:2] == [R, R]
+    assert allocations[2][1] > R[1]
+    assert all(0.5 * sum(abs(x - r) for x, r in zip(a, R, strict=True)) <= 0.25 + 1e-9 for a in allocations)
 
 
 def test_read_attributes_a_mixture_round_to_the_capability_that_moved():
     """After one round of r in which only "c" moved (by a lot), the model of the
-    per-capability score change credits "c"'s own share and plays the one-hot on "c"."""
-    policy = make_policy(_config(name="greedy"), CAPS, R)
+    per-capability score change credits "c"'s own share and plays the one-hot on "c"
+    (no burn-in and any allocation allowed, to see the attribution alone)."""
+    policy = make_policy(_config(name="greedy", warmup_rounds=0, max_shift=1.0), CAPS, R)
     before = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 1.0)
     w0 = policy.select(before, candidate_actions(R, None), np.random.default_rng(0))
     assert w0 == R
@@ -200,17 +202,20 @@ def test_read_attributes_a_mixture_round_to_the_capability_that_moved():
 
 
 def test_read_candidates_cover_every_needed_capability_and_r():
-    """A task needing five capabilities equally gets one-hots on all five (the runner's
-    sparse actions cover the top-3) plus r and mixtures toward it."""
+    """With any allocation allowed, a task needing five capabilities equally gets one-hots
+    on all five (the runner's sparse actions cover the top-3) plus r and mixtures toward
+    it; by default only candidates within max_shift of r remain, r and mixtures among them."""
     caps = tuple("abcdefgh")
     r = (0.2, 0.2, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0)
-    policy = ReadPolicy(caps, r, _config())
     ctx = Context(r, (0.3,) * 8, 1.0, (0.0,) * 8, (0.0,) * 8, (0.01,) * 8)
-    candidates = policy._candidates(ctx, candidate_actions(r, None))
+    candidates = ReadPolicy(caps, r, _config(max_shift=1.0))._candidates(ctx, candidate_actions(r, None))
     for i in range(5):
         assert tuple(1.0 if k == i else 0.0 for k in range(8)) in candidates
     assert r in candidates
     assert len(set(candidates)) == len(candidates)
+    near = ReadPolicy(caps, r, _config())._candidates(ctx, candidate_actions(r, r))
+    shifts = [0.5 * sum(abs(x - y) for x, y in zip(a, r, strict=True)) for a in near]
+    assert r in near and len(near) > 1 and max(shifts) <= 0.25 + 1e-9
 
 
 def test_calibration_rescales_the_whole_buffer_with_one_map():
@@ -298,9 +303,9 @@ def test_read_pretrains_its_model_on_pilot_gains_instead_of_the_warm_up():
     assert calls == [((1.0, 0.0, 0.0, 0.0), 300), ((0.0, 1.0, 0.0, 0.0), 300), ((0.0, 0.0, 1.0, 0.0), 300)]
     allocations, _, _ = Harness(rounds=1).play(policy)
     # The pilots' ds fit the model before round 0, so it skips the designed warm-up (r)
-    # and plays the one-hot the pilots show best.
+    # and moves share towards "b", the capability the pilots show best.
     assert policy.info["designed"] is False
-    assert allocations == [(0.0, 1.0, 0.0, 0.0)]
+    assert allocations[0] != R and allocations[0][1] > R[1]
 
 
 def test_read_noise_covariance_matches_simulated_probe_noise():

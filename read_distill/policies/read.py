@@ -25,11 +25,15 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
 * **Prior.** The skip weight of w_i on capability c is "training on c raises c": its
   prior mean is a pooled estimate m of the per-share self-gain (shared by all needed
   capabilities, estimated from all of them at once, so it is precise long before any
-  single capability's is), its prior std is sqrt(m^2 + se(m)^2); cross-capability
-  transfer and the drift and hidden terms have smaller prior scales (``_OFF``,
-  ``_DRIFT``, ``_HIDDEN``). This is what identifies a capability's own value from rounds
-  that trained a mixture: a change of s_c is attributed to the share spent on c unless
-  the data say otherwise.
+  single capability's is), its prior std is sqrt(m^2 + se(m)^2). Cross-capability
+  transfer (the weight of w_i, i != c, on c) has prior mean o, a pooled estimate of what
+  a share spent on *other* capabilities does to c, fitted jointly with m and shrunk to 0
+  where the two cannot be told apart: on real models it is negative (what a round leaves
+  out is forgotten), and without it the model could not represent forgetting at all.
+  Transfer, drift and hidden terms have smaller prior scales (``_OFF``, ``_DRIFT``,
+  ``_HIDDEN``). This is what identifies a capability's own value from rounds that
+  trained a mixture: a change of s_c is attributed to the share spent on c unless the
+  data say otherwise.
 * **Pilots (optional profiling budget).** ``prepare`` runs one one-hot pilot per
   needed capability, each on an equal share of ``policy.profiling_tokens`` (overhead,
   outside B), and keeps the ds each measured (scaled to a round's spend) as data of the
@@ -49,10 +53,20 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
 * **Candidates.** The runner's A(tau, w_prev) plus, because a model of ds can value any
   allocation, r itself, the one-hots on every capability with r_c > 0 (not only the
   top-k: a task that needs five capabilities gets actions on all five) and the
-  half-way mixtures between r and each of them and between r and w_prev.
-* **Warm-up.** Without pilots the first round plays r (task-static): with the prior
-  above it identifies every needed capability's self-gain at once, and it is the best
-  allocation known before any data. One-hot warm-ups on weak capabilities cost a whole round each.
+  half-way mixtures between r and each of them and between r and w_prev; of these, only
+  those that move at most ``max_shift`` of a round's tokens away from r. r is the
+  default the bandit earns deviations from: on real models a round that leaves out a
+  needed capability makes the student forget it, and a task that needs several
+  capabilities in one answer is lost when one of them falls, which r . ds does not see.
+  Local moves bound that harm while the model learns which way to tilt.
+* **Warm-up.** Without pilots the first rounds play r (task-static), the best allocation
+  known before any data: one-hot warm-ups on weak capabilities cost a whole round each.
+  The first ``warmup_rounds`` rounds are burn-in: the model does not learn from their
+  score changes, which on real models carry transients of starting to train that do not
+  depend on the allocation (a fresh optimizer's first steps, the switch to teacher text:
+  the whole profile can fall in round 1 and recover over the next rounds). The first
+  round after them still plays r: with the prior above it identifies every needed
+  capability's self-gain at once.
 * **Exploration.** kappa starts at ``config.kappa`` and is multiplied by
   ``config.kappa_decay`` whenever a dev checkpoint shows no improvement; the bonus is
   further scaled by the remaining budget fraction b/B, because information bought late
@@ -210,13 +224,20 @@ class ReadPolicy:
         and every pilot (its ds measured by the pilot)."""
         online = [h for h in self.history if not h["pilot"]]
         pilots = [h for h in self.history if h["pilot"]]
-        if not online and not pilots:
+        # Burn-in rounds teach the model nothing: their score changes carry the transients
+        # of starting to train (learning-rate warm-up, the switch to teacher text), which
+        # do not depend on the allocation. Pilots are runs of their own and have none.
+        burn_in = 0 if pilots else min(self.config.warmup_rounds, len(online))
+        if len(online) == burn_in and not pilots:
             return None
         out = self._needed()
+        profiles = np.asarray(
+            [h["context"]["profile_frac"] for h in online] + [context.profile_frac], dtype=float
+        ) * 100.0
+        online = online[burn_in:]
         contexts = [Context.from_json(h["context"]) for h in online + pilots]
-        profiles = np.asarray([c.profile_frac for c in contexts[: len(online)]] + [context.profile_frac], dtype=float) * 100.0
         gains = np.asarray([h["gain"] for h in pilots], dtype=float).reshape(len(pilots), len(self.capabilities))
-        y = np.vstack([np.diff(profiles, axis=0), gains])[:, out]
+        y = np.vstack([np.diff(profiles, axis=0)[burn_in:], gains])[:, out]
         w = np.asarray([h["allocation"] for h in online + pilots], dtype=float)
         z = np.vstack([self._ctx_input(c) for c in contexts])
         spent = np.asarray([1.0 - c.remaining_frac for c in contexts])
@@ -232,12 +253,23 @@ class ReadPolicy:
         se2 = 1.0 / den if den > 1e-12 else float(np.mean(sigma**2))
         m = max(m, 0.0)
         g = float(np.sqrt(m**2 + se2))
+        # Pooled effect of the share spent on *other* capabilities (1 - w_c), jointly with the
+        # self-gain: on real models it is negative (a capability a round leaves out is
+        # forgotten). Shrunk towards 0 with prior std _OFF * g, so rounds that always play
+        # the same mixture (where the two cannot be told apart) leave it at 0.
+        rows = [(np.stack([w[:, c], 1.0 - w[:, c]], axis=1), y[:, k], sigma[k]) for k, c in enumerate(out)]
+        a = sum(x.T @ precision @ x / sd**2 for x, _, sd in rows) + np.diag([1e-9, 1.0 / (_OFF * g) ** 2])
+        b = sum(x.T @ precision @ t / sd**2 for x, t, sd in rows)
+        cov = np.linalg.inv(a)
+        o = float((cov @ b)[1])
+        off_std = float(np.sqrt((_OFF * g) ** 2 + cov[1, 1]))
         model = DeltaEnsemble(self.config.ensemble_size, self.config.hidden, n_cap, out)
         d = 2 * n_cap + self.config.hidden
         prior_mean = np.zeros((len(out), d))
         prior_std = np.empty((len(out), d))
         for k, c in enumerate(out):
-            prior_std[k, :n_cap] = _OFF * g
+            prior_std[k, :n_cap] = off_std
+            prior_mean[k, :n_cap] = o
             prior_std[k, n_cap : 2 * n_cap] = _DRIFT * _OFF * g
             prior_std[k, c] = g
             prior_std[k, n_cap + c] = _DRIFT * g
@@ -276,7 +308,8 @@ class ReadPolicy:
             )
 
     def _candidates(self, context: Context, actions: list[Allocation]) -> list[Allocation]:
-        """``actions`` plus r, one-hots on every needed capability and mixtures toward r."""
+        """``actions`` plus r, one-hots on every needed capability and mixtures toward r,
+        keeping those that move at most ``max_shift`` of the round's tokens away from r."""
         n = len(self.capabilities)
         r = np.asarray(self.requirement, dtype=float)
         extra = [normalise(r)]
@@ -289,7 +322,9 @@ class ReadPolicy:
         seen: set[Allocation] = set()
         out = []
         for a in [tuple(float(v) for v in a) for a in actions] + extra:
-            if a not in seen:
+            # Half the L1 distance to r is the share of the round's tokens moved elsewhere.
+            shift = 0.5 * float(np.abs(np.asarray(a) - r / r.sum()).sum())
+            if a not in seen and shift <= self.config.max_shift + 1e-9:
                 seen.add(a)
                 out.append(a)
         return out
