@@ -54,11 +54,11 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   allocation, r itself, the one-hots on every capability with r_c > 0 (not only the
   top-k: a task that needs five capabilities gets actions on all five) and the
   half-way mixtures between r and each of them and between r and w_prev; of these, only
-  those that move at most ``max_shift`` of a round's tokens away from r. r is the
-  default the bandit earns deviations from: on real models a round that leaves out a
-  needed capability makes the student forget it, and a task that needs several
-  capabilities in one answer is lost when one of them falls, which r . ds does not see.
-  Local moves bound that harm while the model learns which way to tilt.
+  those that give every needed capability at least ``min_share_frac`` of its share in r.
+  A round that leaves out a needed capability makes a real student forget it, and a task
+  that needs several capabilities in one answer is lost when one of them falls, which
+  r . ds does not see; the floor bounds that harm, while share can still move freely
+  between needed capabilities and to capabilities the task does not name (transfer).
 * **Warm-up.** Without pilots the first rounds play r (task-static), the best allocation
   known before any data: one-hot warm-ups on weak capabilities cost a whole round each.
   The first ``warmup_rounds`` rounds are burn-in: the model does not learn from their
@@ -309,7 +309,8 @@ class ReadPolicy:
 
     def _candidates(self, context: Context, actions: list[Allocation]) -> list[Allocation]:
         """``actions`` plus r, one-hots on every needed capability and mixtures toward r,
-        keeping those that move at most ``max_shift`` of the round's tokens away from r."""
+        keeping those that give every needed capability at least ``min_share_frac`` of its
+        share in r."""
         n = len(self.capabilities)
         r = np.asarray(self.requirement, dtype=float)
         extra = [normalise(r)]
@@ -319,12 +320,11 @@ class ReadPolicy:
         prev = np.asarray(context.last_allocation, dtype=float)
         if prev.sum() > 0:
             extra.append(normalise(0.5 * prev / prev.sum() + 0.5 * r / r.sum()))
+        floor = self.config.min_share_frac * r / r.sum()
         seen: set[Allocation] = set()
         out = []
         for a in [tuple(float(v) for v in a) for a in actions] + extra:
-            # Half the L1 distance to r is the share of the round's tokens moved elsewhere.
-            shift = 0.5 * float(np.abs(np.asarray(a) - r / r.sum()).sum())
-            if a not in seen and shift <= self.config.max_shift + 1e-9:
+            if a not in seen and all(a[c] >= floor[c] - 1e-9 for c in self._needed()):
                 seen.add(a)
                 out.append(a)
         return out
