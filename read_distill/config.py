@@ -70,7 +70,7 @@ class PolicyConfig(_Section):
     kappa: float = Field(1.0, ge=0, description="UCB exploration weight (read).")
     kappa_decay: float = Field(0.7, gt=0, le=1, description="Factor on kappa when dev utility stalls.")
     warmup_rounds: int = Field(
-        1, ge=0, description="read without pilots: burn-in rounds that play r and whose score changes the model does not learn from."
+        2, ge=0, description="read without pilots: burn-in rounds that play r and whose score changes the model does not learn from."
     )
     ensemble_size: int = Field(5, ge=1, description="J, number of MLPs in the reward-model ensemble.")
     hidden: int = Field(64, ge=1, description="Hidden width of each reward-model MLP.")

@@ -168,7 +168,7 @@ def test_read_warm_up_plays_r_first():
 def test_read_learns_in_the_synthetic_world():
     """Early on the best action moves share to the *second* capability of r (later it
     saturates and the others catch up); read must find that direction, beat random,
-    uniform and one-hot, and beat task-static (over seeds 0-2: read 25.10, task-static
+    uniform and one-hot, and beat task-static (over seeds 0-2: read 24.76, task-static
     24.37). In this world every capability's gain is proportional to its headroom, so r
     is within a few per cent of the best schedule."""
     totals: dict[str, float] = {}
@@ -179,10 +179,10 @@ def test_read_learns_in_the_synthetic_world():
     assert totals["read"] > max(totals[k] for k in ("random", "uniform", "one_hot")), totals
     assert totals["read"] > totals["task_static"], totals
     allocations, _, _ = Harness(seed=0).play(make_policy(_config(name="read"), CAPS, R))
-    # Burn-in (round 1) and the designed round of r (round 2), then the first model-based
-    # choice tilts towards "b", never below half of any needed capability's share.
-    assert allocations[:2] == [R, R]
-    assert allocations[2][1] > R[1]
+    # Burn-in (rounds 1-2) and the designed round of r (round 3), then the first
+    # model-based choice tilts towards "b", never below half of any needed capability's share.
+    assert allocations[:3] == [R, R, R]
+    assert allocations[3][1] > R[1]
     assert all(a[c] >= 0.5 * R[c] - 1e-9 for a in allocations for c in range(3))
 
 
