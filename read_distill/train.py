@@ -4,8 +4,8 @@
 cut the last one so billable spend meets the quota exactly), batch (length-grouped), then
 per optimizer step charge the ledger, run forward/backward over micro-batches, clip, step.
 
-Signal × objective (SPEC §5) is ``train.signal`` × ``train.objective``; the six one-hot
-baselines of SPEC §7 are these configurations:
+Signal × objective (docs/method.md §5) is ``train.signal`` × ``train.objective``; the six one-hot
+baselines of docs/method.md §7 are these configurations:
 
 ==========  ==========  =============  ===================  ===============================  =====================
 baseline    signal      objective      text trained on      teacher distribution             loss per label token
@@ -52,6 +52,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import math
+import random
 import sys
 import time
 import warnings
@@ -259,14 +260,22 @@ def _cut_to_fit(ledger: Ledger, prompt: list[int], labels: list[int], remaining:
     return prompt, []
 
 
-def _length_grouped(items: list[_Item], batch_size: int) -> list[list[_Item]]:
-    """Batches of ``batch_size`` similar-length items: sort within megabatches (longest first,
-    ties in data order), so padding is small and the generator's order survives coarsely."""
+def _length_grouped(items: list[_Item], batch_size: int, rng: random.Random) -> list[list[_Item]]:
+    """Batches of ``batch_size`` similar-length items: sort within megabatches, so padding is
+    small and the data order survives coarsely, then shuffle the batches of each megabatch.
+
+    Without the shuffle every megabatch ran from its longest items to its shortest, and
+    length follows the kind of item (documents are long, short answers short): the model
+    was trained on one kind at a time in a fixed cycle, and the world's teacher built that
+    way never learned the in-context look-up (reasoning 35, long context 24).
+    """
     window = batch_size * MEGABATCH_BATCHES
     batches: list[list[_Item]] = []
     for start in range(0, len(items), window):
         mega = sorted(items[start : start + window], key=lambda it: -it.length)
-        batches += [mega[i : i + batch_size] for i in range(0, len(mega), batch_size)]
+        group = [mega[i : i + batch_size] for i in range(0, len(mega), batch_size)]
+        rng.shuffle(group)
+        batches += group
     return batches
 
 
@@ -393,7 +402,7 @@ def fit(
     use_teacher_model = alpha > 0 and teacher_model is not None and (needs_teacher or unrecorded + misaligned > 0)
 
     # 2. Batch by length; every process plans the same batches and takes its share of each.
-    batches = _length_grouped(items, config.batch_size)
+    batches = _length_grouped(items, config.batch_size, random.Random(seed * 1_000_003 + round))
     spend_per_capability: dict[str, int] = {}
     trained = billed = 0
     step_losses: list[float] = []
