@@ -14,11 +14,11 @@ import pytest
 
 from read_distill.report import (
     ReportError,
+    RunView,
     _allocation_figure,
     _dev_figure,
     _profile_figure,
     _reward_figure,
-    load_run,
     spend_shares,
     write_report,
 )
@@ -102,7 +102,7 @@ def test_importing_the_package_does_not_import_matplotlib():
 
 
 def test_replay_is_its_own_series_and_the_shares_add_to_100(with_replay):
-    shares = spend_shares(load_run(with_replay))
+    shares = spend_shares(RunView(with_replay))
     assert "replay" in shares
     for t in range(ROUNDS):
         assert sum(v[t] for v in shares.values()) == pytest.approx(100)
@@ -115,18 +115,18 @@ def test_replay_is_its_own_series_and_the_shares_add_to_100(with_replay):
 
 
 def test_score_axes_are_0_to_100_and_rounds_are_numbered_from_1(finished):
-    view = load_run(finished)
-    for fig in (_profile_figure(view), _dev_figure([view], [view.label]), _allocation_figure([view], [view.label])):
+    view = RunView(finished)
+    for fig in (_profile_figure(view), _dev_figure([view]), _allocation_figure([view])):
         for ax in (ax for ax in fig.axes if ax.get_visible()):
             assert ax.get_ylim() == (0, 100)
     # The console prints "round 1/6" for rounds/0001: bars stand at rounds 1..6, point 0 is the initial probe.
-    (ax,) = _allocation_figure([view], [view.label]).axes
+    (ax,) = _allocation_figure([view]).axes
     assert {round(p.get_x() + p.get_width() / 2) for p in ax.patches} == set(range(1, ROUNDS + 1))
     assert list(_profile_figure(view).axes[0].lines[0].get_xdata()) == list(range(ROUNDS + 1))
 
 
 def test_each_reward_part_fills_its_own_panel(finished):
-    view = load_run(finished)
+    view = RunView(finished)
     _, parts_ax, cost_ax = _reward_figure(view, {}).axes
     costs = [r.reward["cost_penalty"] for r in view.rounds]
     assert max(costs) > 2 * max(abs(r.reward["gain"]) for r in view.rounds), "the case where one shared scale squashes the gains"
@@ -169,6 +169,22 @@ def test_several_runs_make_one_comparison_page(finished, tmp_path):
     assert "read · seed 0" in html and "uniform · seed 0" in html
     for anchor in ("dev", "ledger", "final", "allocation"):
         assert "<svg" in _section(html, anchor), anchor
+
+
+def test_runs_of_one_policy_and_seed_are_told_apart_by_their_directory(finished, tmp_path):
+    again = shutil.copytree(finished, tmp_path / "again")
+    html = write_report([finished, again], out=tmp_path / "compare.html").read_text()
+    assert f"read · seed 0 ({finished.name})" in html and "read · seed 0 (again)" in html
+    assert html.count('<svg class="chart"') >= 4 and "Incomplete" not in html
+
+
+def test_policy_record_gets_a_panel_per_number_and_the_ucb_panel(finished):
+    view = RunView(finished)
+    assert {"mu", "sigma"} <= set(view.info)
+    axes = _reward_figure(view, view.info).axes
+    titles = [ax.get_title() for ax in axes]
+    assert len(axes) == 3 + 1 + len(view.info) - 1, "μ is drawn with σ in the UCB panel, every other number alone"
+    assert any("κ" in t for t in titles) and not any(t.endswith(": μ") for t in titles)
 
 
 def test_not_a_run_dir_is_a_clear_error(tmp_path):
