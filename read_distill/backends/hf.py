@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,17 +155,33 @@ def _top_logprobs(logits: tuple[torch.Tensor, ...], chosen: torch.Tensor, k: int
     return out
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No transformers progress bars inside: loading and saving small checkpoints every round
+    would print a "Loading weights" / "Writing model shards" bar each time."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
 def _load(path: str | Path, dtype: str, device: str, training: bool) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev, training)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if device == "auto" and dev.type == "cuda" and not training:
-        # A teacher too big for one GPU is spread over all of them; accelerate places the
-        # student itself (one copy per process under DDP).
-        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, device_map="auto"), tokenizer
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).to(dev), tokenizer
+    with quiet_transformers():
+        if device == "auto" and dev.type == "cuda" and not training:
+            # A teacher too big for one GPU is spread over all of them; accelerate places the
+            # student itself (one copy per process under DDP).
+            return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, device_map="auto"), tokenizer
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).to(dev), tokenizer
 
 
 class HFTeacher:
@@ -331,16 +348,8 @@ class HFStudent:
         tmp = directory.with_name(f".{directory.name}.tmp")
         old = directory.with_name(f".{directory.name}.old")
         shutil.rmtree(tmp, ignore_errors=True)
-        from transformers.utils import logging as hf_logging
-
-        # a checkpoint every round would otherwise print a shard progress bar every round
-        shown = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
+        with quiet_transformers():
             self.model.save_pretrained(tmp)
-        finally:
-            if shown:
-                hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(tmp)
         if self.state is not None:
             torch.save(self.state.state_dict(), tmp / "train_state.pt")
@@ -355,7 +364,8 @@ class HFStudent:
         from transformers import AutoModelForCausalLM
 
         directory = Path(directory)
-        loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.model.dtype)
+        with quiet_transformers():
+            loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.model.dtype)
         self.model.load_state_dict(loaded.state_dict())
         del loaded
         state_file = directory / "train_state.pt"

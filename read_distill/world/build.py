@@ -222,7 +222,10 @@ def evaluate(model_dir: Path, n_items: int, seed: int = 0, max_new_tokens: int |
     """:func:`measure` of the model saved in ``model_dir`` (a world's teacher or student, or a run's ``student/``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype="float32")
+    from read_distill.backends.hf import quiet_transformers
+
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype="float32")
     return measure(model, AutoTokenizer.from_pretrained(str(model_dir)), n_items, seed, max_new_tokens)
 
 
@@ -253,6 +256,7 @@ def build_world(
     """
     import torch
 
+    from read_distill.backends.hf import quiet_transformers
     from read_distill.train import fit_stream
     from read_distill.world.model import ModelSize, n_params, new_model, train_tokenizer, world_texts
 
@@ -295,7 +299,8 @@ def build_world(
                          seed=mseed, desc=role, quiet=not progress)
         seconds = time.time() - tick
         stages = [r for r in (warm, res) if r is not None]
-        model.save_pretrained(str(out_dir / role), safe_serialization=True)
+        with quiet_transformers():
+            model.save_pretrained(str(out_dir / role), safe_serialization=True)
         tok.save_pretrained(str(out_dir / role))
         _log(progress, f"[world] {role}: trained in {seconds:.0f}s; measuring held-out accuracy")
         m = evaluate(out_dir / role, spec.eval_items, max_new_tokens=spec.eval_max_new_tokens)

@@ -106,12 +106,14 @@ def run_study(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from read_distill.backends.hf import quiet_transformers
     from read_distill.config import TrainConfig
     from read_distill.train import fit_stream
     from read_distill.world.build import MAX_POSITIONS, SPECS, load_manifest, mixture_source
 
     def load_student():
-        return AutoModelForCausalLM.from_pretrained(str(world / "student"), dtype="float32")
+        with quiet_transformers():
+            return AutoModelForCausalLM.from_pretrained(str(world / "student"), dtype="float32")
 
     # Constant rate after a short warm-up, so budgets are checkpoints of one run.
     config = TrainConfig(lr=lr, schedule="constant", warmup_frac=0.05, batch_size=32, adam_beta2=0.98,
