@@ -78,7 +78,7 @@ class PolicyConfig(_Section):
     grid: tuple[float, ...] = Field((0.25, 0.5, 0.75), description="Pair weights of sparse actions.")
     max_actions: int = Field(50, ge=1, description="Cap on the candidate action set.")
     min_share_frac: float = Field(
-        0.5, ge=0, le=1, description="read: every candidate gives each needed capability at least this fraction of its share in r (0 = any allocation)."
+        0.25, ge=0, le=1, description="read: every candidate gives each needed capability at least this fraction of its share in r (0 = any allocation)."
     )
     profiling_tokens: int = Field(0, ge=0, description="Overhead budget for pilot runs (grid, read pre-training).")
     pilot_rounds: int = Field(2, ge=1, description="Rounds in each pilot run.")
