@@ -96,7 +96,7 @@ SPECS: dict[str, WorldSpec] = {
         teacher_weights={"general_knowledge": 0.6, "multilingual": 0.8, "tool_use": 0.8, "math": 1.6,
                          "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
         teacher_warmup_label_tokens=1_000_000,
-        student_weights={"general_knowledge": 0.2, "multilingual": 1.0, "tool_use": 0.7, "steerability": 1.8,
+        student_weights={"general_knowledge": 0.1, "multilingual": 1.6, "tool_use": 0.7, "steerability": 2.4,
                          "reasoning": 1.5},
         eval_items=100,
     ),
