@@ -128,6 +128,13 @@ def _noise_holder(dynamics):
     return dynamics
 
 
+#: A wrapper's ``noise_std`` is its innermost dynamics' (the benchmark scales it there).
+_WRAPPED_NOISE_STD = property(
+    lambda self: _noise_holder(self).noise_std,
+    lambda self, value: setattr(_noise_holder(self), "noise_std", value),
+)
+
+
 class ForgettingDynamics:
     """Forgetting on top of a base dynamics: what a round leaves out, the student loses.
 
@@ -150,13 +157,7 @@ class ForgettingDynamics:
         self.floor = np.asarray(floor, dtype=float)
         self.batched = bool(getattr(base, "batched", False))
 
-    @property
-    def noise_std(self) -> float:
-        return _noise_holder(self).noise_std
-
-    @noise_std.setter
-    def noise_std(self, value: float) -> None:
-        _noise_holder(self).noise_std = value
+    noise_std = _WRAPPED_NOISE_STD
 
     def lost(self, profile, spend_tokens) -> np.ndarray:
         """The points each capability forgets in a round (before the base move)."""
@@ -204,13 +205,7 @@ class ShockDynamics:
         self.recovery = float(recovery)
         self.batched = bool(getattr(base, "batched", False))
 
-    @property
-    def noise_std(self) -> float:
-        return _noise_holder(self).noise_std
-
-    @noise_std.setter
-    def noise_std(self, value: float) -> None:
-        _noise_holder(self).noise_std = value
+    noise_std = _WRAPPED_NOISE_STD
 
     def damage(self, spent_tokens) -> np.ndarray:
         """d(X) per capability at the cumulative spend ``spent_tokens`` (…, n)."""
