@@ -27,7 +27,7 @@ from read_distill.backends.base import Student
 from read_distill.config import Config, ConfigError
 from read_distill.ledger import Ledger
 from read_distill.probes import item_scores, probe
-from read_distill.tasks import load_card
+from read_distill.tasks import TaskCard, load_card
 from read_distill.templates import prompt_hash
 from read_distill.types import DIFFICULTIES, Example, Item, Profile
 
@@ -54,6 +54,7 @@ class ModelWorld:
         self,
         config: Config,
         *,
+        card: TaskCard,
         teacher_dir: str | Path,
         teacher_name: str,
         student_dir: str | Path,
@@ -71,7 +72,7 @@ class ModelWorld:
 
         self.config = config
         self.capabilities = tuple(config.capabilities)
-        self.card = load_card(config.task.card)
+        self.card = card
         self.draw = draw
         self.suite = suite
         self.splits = splits
@@ -88,7 +89,9 @@ class ModelWorld:
 
     def count_tokens(self, texts: list[str]) -> int:
         """True token count of ``texts`` under the student's tokenizer (no special tokens)."""
-        return sum(len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+        from read_distill.train import count_tokens
+
+        return count_tokens(self.tokenizer, texts)
 
     def teacher(self) -> Any:
         """The teacher, loaded once."""
@@ -200,6 +203,7 @@ def make_world(config: Config) -> ModelWorld:
     card = load_card(config.task.card)
     return ModelWorld(
         config,
+        card=card,
         teacher_dir=wc.teacher,
         teacher_name=f"hf:{wc.teacher}",
         student_dir=wc.student,

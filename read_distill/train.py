@@ -93,6 +93,11 @@ def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
     return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
+def count_tokens(tokenizer: Any, texts: list[str]) -> int:
+    """True token count of ``texts`` (no special tokens): what probes and evaluations charge."""
+    return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+
+
 def encode_completion(tokenizer: Any, text: str, eos: bool = True) -> list[int]:
     """Completion token ids (no special tokens), followed by EOS when ``eos`` and the tokenizer has one."""
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])

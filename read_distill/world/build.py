@@ -189,14 +189,17 @@ def teacher_warmup(model, tok, spec: WorldSpec, seed: int, progress: bool):
                       desc="teacher look-up warm-up", quiet=not progress)
 
 
-def accuracy(student, count_tokens, name: str, n_items: int, seed: int, max_new_tokens: int) -> float:
-    """Percent correct of ``student`` (a ``Student`` backend) on ``n_items`` held-out medium
-    test items of a capability or task card, generated and graded as a run does."""
+def accuracy(student, tok, name: str, n_items: int, seed: int, max_new_tokens: int) -> float:
+    """Percent correct of ``student`` (a ``Student`` backend with tokenizer ``tok``) on
+    ``n_items`` held-out medium test items of a capability or task card, generated and
+    graded as a run does."""
     from read_distill.ledger import Ledger
     from read_distill.probes import item_scores
+    from read_distill.train import count_tokens
 
     ledger = Ledger(None, 1)  # evaluation tokens are overhead; nothing is billable
-    scores = item_scores(student, split_items(name, "test", n_items, seed), max_new_tokens, count_tokens, ledger, 0, "eval")
+    items = split_items(name, "test", n_items, seed)
+    scores = item_scores(student, items, max_new_tokens, lambda texts: count_tokens(tok, texts), ledger, 0, "eval")
     return round(sum(scores) / len(scores), 2)
 
 
@@ -207,14 +210,10 @@ def measure(model, tok, n_items: int, seed: int = 0, max_new_tokens: int | None 
     from read_distill.world import MAX_NEW_TOKENS
 
     student = HFStudent(model, tok, quiet=True)
-
-    def count(texts: list[str]) -> int:
-        return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0
-
-    caps = {c: accuracy(student, count, c, n_items, seed, max_new_tokens or MAX_NEW_TOKENS[c]) for c in CAPABILITIES}
+    caps = {c: accuracy(student, tok, c, n_items, seed, max_new_tokens or MAX_NEW_TOKENS[c]) for c in CAPABILITIES}
     # Task cards are evaluated with the longest capability limit, as a run evaluates them.
     limit = max_new_tokens or max(MAX_NEW_TOKENS.values())
-    tasks = {t: accuracy(student, count, t, n_items, seed, limit) for t in COMPOSITE_TASKS}
+    tasks = {t: accuracy(student, tok, t, n_items, seed, limit) for t in COMPOSITE_TASKS}
     return {"accuracy": caps, "mean_accuracy": round(sum(caps.values()) / len(caps), 2), "tasks": tasks}
 
 

@@ -82,6 +82,7 @@ def make_world(config: Config):
     n = config.probe.items_per_capability
     world = ModelWorld(
         config,
+        card=card,
         teacher_dir=world_dir / "teacher",
         # The checksum names the weights, so a rebuilt world never reads a stale teacher cache.
         teacher_name=f"micro-teacher:{manifest['checksums']['teacher']['model.safetensors'][:16]}",

@@ -82,13 +82,7 @@ def profile(model, tok, n_items: int, seed: int, max_new_tokens: int | None = No
     from read_distill.world.build import accuracy
 
     student = HFStudent(model, tok, quiet=True)
-
-    def count(texts: list[str]) -> int:
-        return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0
-
-    return {
-        c: accuracy(student, count, c, n_items, 100 + seed, max_new_tokens or MAX_NEW_TOKENS[c]) for c in CAPABILITIES
-    }
+    return {c: accuracy(student, tok, c, n_items, 100 + seed, max_new_tokens or MAX_NEW_TOKENS[c]) for c in CAPABILITIES}
 
 
 def run_study(
