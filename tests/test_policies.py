@@ -201,6 +201,26 @@ def test_read_attributes_a_mixture_round_to_the_capability_that_moved():
     assert w1 == (0.0, 0.0, 1.0, 0.0)
 
 
+def test_read_does_not_pay_for_a_capability_that_has_no_headroom_left():
+    """"c" rises fast for its share and "a" slowly, until "c" reaches 100: a model that is
+    linear in the shares still predicts c's rise for c's share, so unbounded it keeps
+    paying for "c"; bounded to the score's headroom, the prediction for "c" is nothing,
+    and the policy plays the capability that can still gain."""
+    policy = make_policy(_config(name="greedy", warmup_rounds=0, min_share_frac=0.0), CAPS, R)
+    s = np.full(4, 30.0)
+    w = R
+    for t in range(2):
+        ctx = _context(s, 1.0 - t / 20, None if t == 0 else w, np.zeros(4), 1.0)
+        w = policy.select(ctx, candidate_actions(R, None if t == 0 else w), np.random.default_rng(t))
+        policy.update(ctx, w, 0.0)
+        gain = np.asarray(w) * np.array([8.0, 0.0, 60.0, 0.0])
+        s = np.minimum(s + gain, 100.0)
+    assert s[2] == 100.0
+    after = _context(s, 0.9, w, np.zeros(4), 1.0)
+    choice = policy.select(after, candidate_actions(R, w), np.random.default_rng(2))
+    assert choice[2] == 0.0, choice
+
+
 def test_read_candidates_cover_every_needed_capability_and_r():
     """With any allocation allowed, a task needing five capabilities equally gets one-hots
     on all five (the runner's sparse actions cover the top-3) plus r and mixtures toward

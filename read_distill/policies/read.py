@@ -354,7 +354,12 @@ class ReadPolicy:
         m = cand.shape[0]
         z = np.broadcast_to(self._ctx_input(context), (m, len(self.capabilities) + 1))
         spent = np.full(m, 1.0 - float(context.remaining_frac))
-        values = self._rewards(model.predict(cand, z, spent))  # (J, M)
+        # Scores live in [0, 100]: a capability at 98 cannot gain 10 whatever the data of
+        # its rise say, and one at 0 cannot lose; without the bound the model keeps paying
+        # for a capability after it saturated.
+        s = 100.0 * np.asarray(context.profile_frac, dtype=float)[self._needed()]
+        delta = np.clip(model.predict(cand, z, spent), -s, 100.0 - s)
+        values = self._rewards(delta)  # (J, M)
         mu, sigma = values.mean(axis=0), values.std(axis=0)
         best = int(np.argmax(mu + kappa * sigma))
         self.info = {

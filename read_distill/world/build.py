@@ -75,6 +75,11 @@ class WorldSpec:
     teacher_warmup_label_tokens: int = 0
     teacher_warmup_lr: float = 1e-3
     teacher_warmup_recall_frac: float = 0.5
+    #: the student base's look-up warm-up, on recall items only by default: a pretrained
+    #: student has induction heads but has not been taught the look-up capabilities' formats
+    student_warmup_label_tokens: int = 0
+    student_warmup_lr: float = 1e-3
+    student_warmup_recall_frac: float = 1.0
     eval_items: int = 100
     tokenizer_items: int = 60
     #: cap on generated tokens when measuring (None: the per-capability default)
@@ -85,9 +90,9 @@ SPECS: dict[str, WorldSpec] = {
     "default": WorldSpec(
         vocab_size=1024,
         teacher={"hidden": 128, "layers": 3, "heads": 4, "intermediate": 384, "init_std": 0.1},
-        student={"hidden": 64, "layers": 2, "heads": 4, "intermediate": 192},
+        student={"hidden": 64, "layers": 2, "heads": 4, "intermediate": 192, "init_std": 0.1},
         teacher_label_tokens=5_000_000,
-        student_label_tokens=850_000,
+        student_label_tokens=400_000,
         teacher_lr=2e-3,
         student_lr=2e-3,
         batch_size=32,
@@ -96,8 +101,10 @@ SPECS: dict[str, WorldSpec] = {
         teacher_weights={"general_knowledge": 0.6, "multilingual": 0.8, "tool_use": 0.8, "math": 1.6,
                          "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
         teacher_warmup_label_tokens=1_000_000,
-        student_weights={"general_knowledge": 0.1, "multilingual": 1.6, "tool_use": 0.7, "steerability": 2.4,
-                         "reasoning": 1.5},
+        student_warmup_label_tokens=400_000,
+        student_warmup_recall_frac=0.5,
+        student_weights={"general_knowledge": 0.1, "multilingual": 2.0, "steerability": 3.0, "tool_use": 0.1,
+                         "reasoning": 0.3, "long_context": 0.3, "code": 1.5, "math": 4.0},
         eval_items=100,
     ),
     "tiny": WorldSpec(
@@ -151,13 +158,13 @@ def mixture_source(
 LOOKUP_GENERATORS = ("long_context", "reasoning", "long_tool", "lc_vel", "reasoning_json")
 
 
-def warmup_source(seed: int, spec: WorldSpec):
-    """The teacher's look-up warm-up as a pair source (recall items and look-up items)."""
+def warmup_source(seed: int, spec: WorldSpec, recall_frac: float):
+    """The look-up warm-up as a pair source: recall items (share ``recall_frac``) and look-up items."""
     from read_distill.world.warmup import recall_pair
 
     def source(i: int) -> tuple[str, str]:
         rng = random.Random(f"warmup:{seed}:{i}")
-        if rng.random() < spec.teacher_warmup_recall_frac:
+        if rng.random() < recall_frac:
             return recall_pair(split_seed("train", i, seed))
         name = rng.choice(LOOKUP_GENERATORS)
         d = rng.choices(("easy", "medium", "hard"), weights=spec.difficulty_probs)[0]
@@ -178,15 +185,16 @@ def train_config(spec: WorldSpec, lr: float, schedule: str = "cosine") -> TrainC
     )
 
 
-def teacher_warmup(model, tok, spec: WorldSpec, seed: int, progress: bool):
-    """Run the look-up warm-up on ``model``; None when the spec has none."""
+def lookup_warmup(model, tok, spec: WorldSpec, role: str, seed: int, progress: bool):
+    """Run ``role``'s look-up warm-up on ``model``; None when the spec gives it none."""
     from read_distill.train import fit_stream
 
-    if spec.teacher_warmup_label_tokens <= 0:
+    tokens = getattr(spec, f"{role}_warmup_label_tokens")
+    if tokens <= 0:
         return None
-    return fit_stream(model, tok, warmup_source(seed + 100, spec), spec.teacher_warmup_label_tokens,
-                      train_config(spec, spec.teacher_warmup_lr, "constant"), seed=seed + 100,
-                      desc="teacher look-up warm-up", quiet=not progress)
+    source = warmup_source(seed + 100, spec, getattr(spec, f"{role}_warmup_recall_frac"))
+    return fit_stream(model, tok, source, tokens, train_config(spec, getattr(spec, f"{role}_warmup_lr"), "constant"),
+                      seed=seed + 100, desc=f"{role} look-up warm-up", quiet=not progress)
 
 
 def accuracy(student, tok, name: str, n_items: int, seed: int, max_new_tokens: int) -> float:
@@ -293,7 +301,7 @@ def build_world(
         model = new_model(ModelSize(**msize), len(tok), mseed)
         _log(progress, f"[world] {role}: {n_params(model):,} parameters, training on {tokens:,} label tokens")
         tick = time.time()
-        warm = teacher_warmup(model, tok, spec, seed, progress) if role == "teacher" else None
+        warm = lookup_warmup(model, tok, spec, role, mseed, progress)
         res = fit_stream(model, tok, mixture_source(mseed, spec, weights), tokens, train_config(spec, lr),
                          seed=mseed, desc=role, quiet=not progress)
         seconds = time.time() - tick
