@@ -75,11 +75,12 @@ class WorldSpec:
     teacher_warmup_label_tokens: int = 0
     teacher_warmup_lr: float = 1e-3
     teacher_warmup_recall_frac: float = 0.5
-    #: the student base's look-up warm-up, on recall items only by default: a pretrained
-    #: student has induction heads but has not been taught the look-up capabilities' formats
+    #: the student base's look-up warm-up, the same kind as the teacher's but short: the
+    #: base half learns the look-up and distillation finishes it (recall items alone did
+    #: not teach it; docs/world.md)
     student_warmup_label_tokens: int = 0
     student_warmup_lr: float = 1e-3
-    student_warmup_recall_frac: float = 1.0
+    student_warmup_recall_frac: float = 0.5
     eval_items: int = 100
     tokenizer_items: int = 60
     #: cap on generated tokens when measuring (None: the per-capability default)
@@ -102,7 +103,6 @@ SPECS: dict[str, WorldSpec] = {
                          "reasoning": 1.3, "long_context": 1.3, "steerability": 1.3, "code": 1.2},
         teacher_warmup_label_tokens=1_000_000,
         student_warmup_label_tokens=400_000,
-        student_warmup_recall_frac=0.5,
         student_weights={"general_knowledge": 0.1, "multilingual": 2.0, "steerability": 3.0, "tool_use": 0.1,
                          "reasoning": 0.3, "long_context": 0.3, "code": 1.5, "math": 4.0},
         eval_items=100,
