@@ -9,8 +9,9 @@ run directory, so a run can always be re-created from it.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -24,13 +25,22 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message names the file, key and expected value."""
 
 
+#: Seeds are 0..2**32-1: numpy refuses negative seeds, and torch seeds derived from a run's
+#: seed (seed * 1_000_003 + round) must stay below 2**64.
+MAX_SEED = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+#: A weight of an allocation or requirement (finite: the sections refuse NaN and inf).
+Weight = Annotated[float, Field(ge=0)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class RunConfig(_Section):
-    name: str = Field("demo", description="Run name; the default run dir is runs/<name>.")
-    seed: int = Field(0, description="Seed of every random choice in the run.")
+    # One path component: the default run dir is built from it.
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", description="Run name; the default run dir is runs/<name>-<time>.")
+    seed: Seed = Field(0, description="Seed of every random choice in the run (0 .. 2**32-1).")
     rounds: int = Field(20, ge=1, description="Number of bandit rounds (decision steps).")
     dev_every: int = Field(5, ge=1, description="Evaluate dev utility every this many rounds.")
     report: bool | None = Field(
@@ -75,7 +85,9 @@ class PolicyConfig(_Section):
     ensemble_size: int = Field(5, ge=1, description="J, number of MLPs in the reward-model ensemble.")
     hidden: int = Field(64, ge=1, description="Hidden width of each reward-model MLP.")
     top_k: int = Field(3, ge=1, description="Sparse actions use the top-k capabilities of r.")
-    grid: tuple[float, ...] = Field((0.25, 0.5, 0.75), description="Pair weights of sparse actions.")
+    grid: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = Field(
+        (0.25, 0.5, 0.75), description="Pair weights of sparse actions, each in (0, 1)."
+    )
     max_actions: int = Field(50, ge=1, description="Cap on the candidate action set.")
     min_share_frac: float = Field(
         0.25, ge=0, le=1, description="read: every candidate gives each needed capability at least this fraction of its share in r (0 = any allocation)."
@@ -83,9 +95,17 @@ class PolicyConfig(_Section):
     profiling_tokens: int = Field(0, ge=0, description="Overhead budget for pilot runs (grid, read pre-training).")
     pilot_rounds: int = Field(2, ge=1, description="Rounds in each pilot run.")
     capability: str | None = Field(None, description="one_hot: the capability; default the top of r.")
-    weights: dict[str, float] | None = Field(None, description="fixed: the allocation, capability -> weight.")
-    schedule: list[dict[str, float]] | None = Field(None, description="schedule: one allocation per round.")
+    weights: dict[str, Weight] | None = Field(None, description="fixed: the allocation, capability -> weight.")
+    schedule: list[dict[str, Weight]] | None = Field(None, description="schedule: one allocation per round.")
     exp3_gamma: float = Field(0.3, gt=0, le=1, description="exp3: initial exploration rate (decays).")
+
+    @field_validator("grid")
+    @classmethod
+    def _some_grid(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        # An after-validator, so an empty grid gets this message and a bad entry only its own.
+        if not v:
+            raise PydanticCustomError("empty_grid", "expected at least one pair weight in (0, 1)")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -98,7 +118,7 @@ class PolicyConfig(_Section):
 
 class GenerationConfig(_Section):
     batch_size: int = Field(32, ge=1, description="Prompts per teacher call.")
-    max_new_tokens: dict[str, int] = Field(
+    max_new_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(
         {}, description="Per-capability max_new_tokens overrides; unlisted ones use the world's limits."
     )
     temperature: float = Field(0.0, ge=0, description="Teacher sampling temperature (0 = greedy).")
@@ -136,7 +156,7 @@ class TrainConfig(_Section):
 
 class ProbeConfig(_Section):
     items_per_capability: int = Field(32, ge=1, description="Held-out probe items per capability.")
-    seed: int = Field(0, description="Seed of the probe suite (fixed across runs so profiles compare).")
+    seed: Seed = Field(0, description="Seed of the probe suite (fixed across runs so profiles compare).")
 
 
 class WorldConfig(_Section):
@@ -172,6 +192,61 @@ class Config(_Section):
     task: TaskConfig = TaskConfig()
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the
+    last one silently, so a repeated key would quietly drop a setting)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        # Unhashable keys are left to construct_mapping, which reports them.
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        if isinstance(key, Hashable):
+            seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: where, then what (PyYAML's own text spans several lines)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``text`` parsed as YAML (safe types only, no repeated keys); errors name ``source``."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: plain data only
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(e)}") from None
+
+
+def read_input(path: Path | str, what: str) -> str:
+    """The text of the input file ``path`` (a ``what``: config file, task card, ...).
+
+    A missing, unreadable or non-UTF-8 file is a ConfigError naming the file (and, for bad
+    bytes, the line), never a traceback.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); expected a UTF-8 text file") from None
+
+
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     node = tree
@@ -183,15 +258,61 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _describe(errors: list[dict[str, Any]], source: str) -> str:
-    lines = []
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_errors(errors: list[dict[str, Any]], source: str) -> str:
+    """Pydantic's errors as one line: each key with what it expected and what it got."""
+    parts = []
     for e in errors:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key {key!r}")
+            parts.append(f"unknown key {key!r}")
         else:
-            lines.append(f"{source}: {key}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            parts.append(f"{key}: {e['msg']} (got {_short(e.get('input'))})")
+    return f"{source}: " + "; ".join(parts)
+
+
+def _apply_overrides(tree: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> None:
+    """Set each ``key=value`` (value parsed as YAML) in ``tree``; a key given twice is an error."""
+    given: set[str] = set()
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = (part.strip() for part in item.split("=", 1))
+        if key in given:
+            raise ConfigError(f"override {item!r}: {key} is given twice; expected each key once")
+        given.add(key)
+        _set_dotted(tree, key, parse_yaml(raw, f"override {item!r}"))
+
+
+def _check_names(config: Config, source: str) -> None:
+    """What one field says about another: capability names, allocations that can be
+    normalised, a schedule that covers every round."""
+    caps = list(config.capabilities)
+    if len(set(caps)) != len(caps) or not caps:
+        raise ConfigError(f"{source}: capabilities: expected distinct names, got {caps}")
+    policy = config.policy
+    allocations = {"policy.weights": policy.weights} if policy.weights is not None else {}
+    allocations.update({f"policy.schedule.{t}": w for t, w in enumerate(policy.schedule or [])})
+    for field, weights in {**allocations, "generation.max_new_tokens": config.generation.max_new_tokens}.items():
+        unknown = sorted(set(weights) - set(caps))
+        if unknown:
+            raise ConfigError(f"{source}: {field}: unknown capabilities {unknown}; expected some of {caps}")
+    for field, weights in allocations.items():
+        if sum(weights.values()) <= 0:
+            raise ConfigError(f"{source}: {field}: expected capability -> weight with some positive weight, got {weights}")
+    if policy.capability is not None and policy.capability not in caps:
+        raise ConfigError(f"{source}: policy.capability: unknown capability {policy.capability!r}; expected one of {caps}")
+    if policy.name == "fixed" and not policy.weights:
+        raise ConfigError(f"{source}: policy.weights: required by policy fixed; expected capability -> weight")
+    if policy.name == "schedule" and len(policy.schedule or []) < config.run.rounds:
+        raise ConfigError(
+            f"{source}: policy.schedule: {len(policy.schedule or [])} allocations for {config.run.rounds} rounds; "
+            "expected one allocation (capability -> weight) per round"
+        )
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -200,28 +321,18 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        loaded = parse_yaml(read_input(path, "config file"), source)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
         tree = loaded or {}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key=value")
-        key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    _apply_overrides(tree, overrides)
     if overrides:
-        source += " + overrides " + " ".join(overrides)
+        source += " + overrides " + " ".join(repr(o) for o in overrides)
     try:
         config = Config.model_validate(tree)
     except ValidationError as e:
-        raise ConfigError(_describe(e.errors(), source)) from None
-    if len(set(config.capabilities)) != len(config.capabilities) or not config.capabilities:
-        raise ConfigError(f"{source}: capabilities: expected distinct names, got {list(config.capabilities)}")
+        raise ConfigError(describe_errors(e.errors(), source)) from None
+    _check_names(config, source)
     return config
 
 

@@ -70,3 +70,53 @@ def test_config_is_frozen_and_dump_round_trips(tmp_path):
     f = tmp_path / "resolved.yaml"
     f.write_text(dump_config(c))
     assert load_config(f) == c
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("reward.beta=.inf", "reward.beta: Input should be a finite number"),
+        ("task.requirement={math: .nan}", "task.requirement.math: Input should be a finite number"),
+        ("run.seed=-1", "run.seed: Input should be greater than or equal to 0"),
+        ("run.seed=4294967296", "run.seed: Input should be less than or equal to 4294967295"),
+        ("run.name=a/b", "run.name: String should match pattern"),
+        ("policy.grid=[]", "policy.grid: expected at least one pair weight in (0, 1)"),
+        ("policy.grid=[1.5]", "policy.grid.0: Input should be less than 1"),
+        ("generation.max_new_tokens={math: 0}", "generation.max_new_tokens.math: Input should be greater than or equal to 1"),
+        ("generation.max_new_tokens={mth: 8}", "generation.max_new_tokens: unknown capabilities ['mth']"),
+        ("policy.weights={mth: 1}", "policy.weights: unknown capabilities ['mth']"),
+        ("policy.weights={math: 0}", "policy.weights: expected capability -> weight with some positive weight"),
+        ("policy.capability=mth", "policy.capability: unknown capability 'mth'"),
+        ("policy.name=fixed", "policy.weights: required by policy fixed"),
+        ("policy.name=schedule", "policy.schedule: 0 allocations for 20 rounds"),
+        ("run.name=[", "override 'run.name=[': not valid YAML: line 1, column 2"),
+        ("task.requirement={math: 1, math: 2}", "duplicate key 'math'"),
+    ],
+)
+def test_values_a_run_would_trip_on_are_one_line_errors(override, needle):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert needle in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_a_key_given_twice_is_an_error_not_last_wins(tmp_path):
+    with pytest.raises(ConfigError, match="run.seed is given twice"):
+        load_config(None, ["run.seed=1", "run.seed=2"])
+    f = tmp_path / "dup.yaml"
+    f.write_text("run: {seed: 1}\nrun: {seed: 2}\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: not valid YAML: line 2, column 1: duplicate key 'run'"):
+        load_config(f)
+
+
+def test_unreadable_config_files_are_one_line_errors(tmp_path):
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes(b"run:\n  name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1\.yaml:2: not valid UTF-8 \(byte 0xe9\)"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path)
+    many = tmp_path / "many.yaml"
+    many.write_text("run: {rounds: 0, dev_every: 0}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(many)
+    assert len(str(e.value).splitlines()) == 1 and "run.rounds" in str(e.value) and "run.dev_every" in str(e.value)
