@@ -1,7 +1,7 @@
 """The probe suite: a fixed set of held-out items per capability → a Profile.
 
-A capability's score is graded accuracy in [0, 100] where the item has a grader, and
-otherwise 100 × the geometric-mean per-token probability of the reference answer (the
+A capability's score is graded accuracy in [0, 100] where the item names a grader, and
+for an empty grader name 100 × the geometric-mean per-token probability of the reference answer (the
 log-prob fallback). Each score comes with a bootstrap 95 % interval over items; its
 width enters the policy context so the bandit can discount noisy probes.
 """
@@ -40,9 +40,13 @@ def item_scores(
     round: int,
     phase: str,
 ) -> list[float]:
-    """Per-item scores in [0, 100]; generation and scoring tokens charged to ``phase``."""
-    graded = [i for i, it in enumerate(items) if it.grader in GRADERS]
-    scored = [i for i, it in enumerate(items) if it.grader not in GRADERS]
+    """Per-item scores in [0, 100]; generation and scoring tokens charged to ``phase``.
+
+    An item with a grader name is graded by it (an unknown name is a KeyError, never a
+    silent switch to log-prob scoring); an empty name selects the log-prob fallback.
+    """
+    graded = [i for i, it in enumerate(items) if it.grader]
+    scored = [i for i, it in enumerate(items) if not it.grader]
     out = [0.0] * len(items)
     if graded:
         prompts = [items[i].prompt for i in graded]

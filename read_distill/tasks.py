@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from read_distill.config import ConfigError
+from read_distill.config import ConfigError, Seed, Weight, describe_errors, parse_yaml, read_input
+from read_distill.graders import GRADERS
 
 #: Where the embedded micro-world's cards live; a bare name resolves here.
 BUILTIN_CARDS = Path(__file__).parent / "world" / "tasks"
 
 
+#: What every part of a card refuses: unknown keys, NaN and inf.
+_STRICT = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def grader_problem(name: str) -> str | None:
+    """Why ``name`` cannot score a task's rows, or None: it must name a grader, or be ""
+    (scored by the log-prob of the answer)."""
+    if name and name not in GRADERS:
+        return f"unknown grader {name!r}; expected one of {', '.join(sorted(GRADERS))}, or \"\" to score by log-prob of the answer"
+    return None
+
+
 class Exemplar(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
     prompt: str
     answer: str
 
@@ -23,30 +37,58 @@ class Exemplar(BaseModel):
 class TaskData(BaseModel):
     """Where a task's dev/test rows come from: a world generator, or JSONL files."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
     generator: str | None = Field(None, description="A key of world.TASK_GENERATORS.")
     dev_size: int = Field(64, ge=1, description="Generated dev rows.")
     test_size: int = Field(128, ge=1, description="Generated test rows.")
-    seed: int = Field(0, description="Seed of the generated splits.")
+    seed: Seed = Field(0, description="Seed of the generated splits.")
     dev: str | None = Field(None, description="JSONL of prompt/answer/grader rows (relative to the card).")
     test: str | None = Field(None, description="JSONL of prompt/answer/grader rows (relative to the card).")
+
+    @field_validator("generator")
+    @classmethod
+    def _known_generator(cls, v: str | None) -> str | None:
+        from read_distill.world import TASK_GENERATORS  # the micro-world's; imported only for cards that name one
+
+        if v is not None and v not in TASK_GENERATORS:
+            raise PydanticCustomError("unknown_generator", "unknown generator; expected one of {names}", {"names": ", ".join(sorted(TASK_GENERATORS))})
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaskData:
+        if self.generator is not None:
+            ok = self.dev is None and self.test is None
+        else:
+            ok = self.dev is not None and self.test is not None
+        if not ok:
+            raise PydanticCustomError("data_source", "expected either a generator or both dev and test JSONL files")
+        return self
 
 
 class TaskCard(BaseModel):
     """A downstream task τ: what it is, what it needs, how it is scored."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
     name: str
     description: str
     input_format: str = ""
     output_format: str = ""
     exemplars: tuple[Exemplar, ...] = ()
-    requirement: dict[str, float] | None = Field(None, description="Manual r_τ; normalised on use.")
+    requirement: dict[str, Weight] | None = Field(None, description="Manual r_τ; normalised on use.")
     capability: str | None = Field(None, description="Declared main capability (fallback requirement).")
-    metric: str = "exact"
+    metric: str = Field("exact", description="Grader of rows that name none (\"\": log-prob of the answer).")
     data: TaskData | None = None
     #: Directory the card was loaded from (JSONL paths are relative to it).
     source_dir: str = ""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        problem = grader_problem(v)
+        if problem:
+            # The problem quotes user text; as context it is never read as a template.
+            raise PydanticCustomError("unknown_grader", "{problem}", {"problem": problem})
+        return v
 
 
 def load_card(ref: str) -> TaskCard:
@@ -57,19 +99,17 @@ def load_card(ref: str) -> TaskCard:
         if not path.exists():
             known = sorted(p.stem for p in BUILTIN_CARDS.glob("*.yaml"))
             raise ConfigError(f"task.card: unknown task card {ref!r}; built-in cards: {known}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"task.card: no such task card file {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = parse_yaml(read_input(path, "task card file"), str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return TaskCard.model_validate({**raw, "source_dir": str(path.parent)})
+        card = TaskCard.model_validate({**raw, "source_dir": str(path.parent)})
     except ValidationError as e:
-        msgs = [f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-        raise ConfigError("\n".join(msgs)) from None
+        raise ConfigError(describe_errors(e.errors(), str(path))) from None
+    if card.data is None:
+        # Worlds that load cards evaluate on their rows; only simulated worlds go without.
+        raise ConfigError(f"{path}: data: missing; expected a generator or dev and test JSONL files")
+    return card
 
 
 def requirement_vector(
@@ -93,6 +133,8 @@ def requirement_vector(
         if any(v < 0 for v in values):
             raise ConfigError(f"{source}: requirement weights must be >= 0, got {manual}")
         total = sum(values)
+        if not math.isfinite(total):
+            raise ConfigError(f"{source}: requirement weights add up to {total}; expected finite weights (they are normalised)")
         if total <= 0:
             raise ConfigError(f"{source}: requirement is all zero; give at least one positive weight")
         return tuple(v / total for v in values)

@@ -57,7 +57,7 @@ def test_config_override_beats_card():
 def test_card_errors_name_file_and_field(tmp_path):
     f = tmp_path / "card.yaml"
     f.write_text("name: x\ndescription: y\nrequirment: {a: 1}\n")
-    with pytest.raises(ConfigError, match=r"card\.yaml: requirment"):
+    with pytest.raises(ConfigError, match=r"card\.yaml: unknown key 'requirment'"):
         load_card(str(f))
     with pytest.raises(ConfigError, match="unknown task card"):
         load_card("no_such_card")
