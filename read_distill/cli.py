@@ -1,12 +1,14 @@
 """The ``read-distill`` command: parses arguments and calls the library; no logic here.
 
-Bad input (config, task card, run dir) exits with code 2 and a message naming the file,
-field and expected value. Importing this module never imports torch.
+Bad input (config, task card, task data, run dir) exits with code 2 and one line naming
+the file, field and expected value. Dotted overrides may stand anywhere after the
+command word. Importing this module never imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -15,6 +17,12 @@ from read_distill.config import ConfigError, load_config
 from read_distill.policies import POLICIES
 
 EXIT_BAD_INPUT = 2
+
+#: Commands that take dotted overrides (``key=value``, gathered from anywhere on the line).
+WITH_OVERRIDES = ("run", "validate", "compare")
+#: Options followed by one value, which is never an override even if it holds "=".
+VALUE_OPTIONS = ("--run-dir", "--out")
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,9 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. policy.name=uniform budget.total_tokens=2e6")
     run.add_argument("--run-dir", type=Path, help="where to write the run (default runs/<name>-<time>)")
     run.add_argument("--resume", action="store_true", help="continue a stopped run in --run-dir")
+    run.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir (default: an existing run dir is refused)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
 
-    val = sub.add_parser("validate", help="check a config (and its task card) without running")
+    val = sub.add_parser("validate", help="check a config, its task card and task data as `run` would, without running")
     val.add_argument("config")
     val.add_argument("overrides", nargs="*")
 
@@ -63,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --run-dir (the run to continue)")
     config = load_config(args.config, args.overrides)
     run_dir = args.run_dir or _default_dir(config.run.name)
-    summary = run(config, run_dir, resume=args.resume, quiet=args.quiet)
+    summary = run(config, run_dir, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite)
     if not args.quiet:
         from read_distill.report import format_summary
 
@@ -72,12 +81,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from read_distill.tasks import card_requirement, load_card
+    from read_distill.preflight import check_inputs
 
-    config = load_config(args.config, args.overrides)
-    if config.world.kind != "sim":
-        card = load_card(config.task.card)
-        card_requirement(card, config.capabilities, config.task.requirement)
+    check_inputs(load_config(args.config, args.overrides))
     print(f"{args.config}: ok")
     return 0
 
@@ -121,17 +127,38 @@ def _world(args: argparse.Namespace) -> int:
 COMMANDS = {"run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world}
 
 
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``argv`` without its dotted overrides, and the overrides in order.
+
+    argparse takes a positional list only in one place (and ``--policies`` would swallow
+    the overrides after it), so overrides are lifted out first: every ``key=value`` word
+    except the value of an option in ``VALUE_OPTIONS``.
+    """
+    if argv[:1] and argv[0] not in WITH_OVERRIDES:
+        return argv, []
+    rest: list[str] = []
+    overrides: list[str] = []
+    for i, word in enumerate(argv):
+        after_option = i > 0 and argv[i - 1] in VALUE_OPTIONS
+        (overrides if _OVERRIDE.match(word) and not after_option else rest).append(word)
+    return rest, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``read-distill`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["world"]:
         # `world` has its own parser (in world/build.py); hand it everything after the word.
         argv = ["world", "--", *argv[1:]]
+    argv, overrides = split_overrides(argv)
     args = _parser().parse_args(argv)
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:
-        print(f"read-distill: error: {e}", file=sys.stderr)
+        # Messages quote user input, which may hold line breaks; the contract is one line.
+        print(f"read-distill: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("read-distill: interrupted; resume with --resume --run-dir <dir>", file=sys.stderr)

@@ -150,7 +150,7 @@ class ModelWorld:
 
 def ungraded(item: Item, reference: str = "") -> Item:
     """``item`` scored by log-prob of ``reference`` (the teacher's answer, filled in on the
-    first probe): an empty grader name is not in GRADERS, which selects the fallback."""
+    first probe): an empty grader name selects that fallback."""
     return replace(item, answer=reference, grader="")
 
 
@@ -178,28 +178,49 @@ def template_suite(config: Config, source: Any) -> dict[str, list[Item]]:
     return suite
 
 
-def make_world(config: Config) -> ModelWorld:
-    """Runner entry point of ``world.kind: hf``: models from ``world.teacher``/``world.student``,
-    prompts and probes from the template library, the task from the card."""
-    from read_distill.generate import REFERENCE_MAX_NEW_TOKENS, resolve_max_new_tokens
-    from read_distill.templates import TemplateSource, load_pools
-    from read_distill.world.micro import task_items
+def check_models(config: Config) -> None:
+    """``world.teacher`` and ``world.student`` are given, and a local path is a model directory.
 
-    wc = config.world
+    A value that is not a path (absolute, ``./``, ``../``, ``~``) nor an existing file is a
+    hub id, which only loading can check.
+    """
     for field in ("teacher", "student"):
-        if not getattr(wc, field):
+        ref = getattr(config.world, field)
+        if not ref:
             raise ConfigError(
                 f"world.{field}: required for world.kind=hf; give a model directory (or a hub id), "
                 f"e.g. world.{field}=/models/llama-3.1-8b"
             )
-    if wc.template_dir is not None and not Path(wc.template_dir).is_dir():
-        raise ConfigError(f"world.template_dir: {wc.template_dir} is not a directory")
-    source = TemplateSource(load_pools(wc.template_dir))
+        if (ref.startswith(("/", "./", "../", "~")) or Path(ref).exists()) and not (Path(ref) / "config.json").is_file():
+            raise ConfigError(f"world.{field}: {ref} is not a model directory (no config.json); expected a directory save_pretrained wrote, or a hub id")
+
+
+def template_source(config: Config) -> Any:
+    """The template library of ``world.template_dir`` (default: the shipped pools), which
+    must cover every capability of the run."""
+    from read_distill.templates import TemplateSource, load_pools
+
+    directory = config.world.template_dir
+    if directory is not None and not Path(directory).is_dir():
+        raise ConfigError(f"world.template_dir: {directory} is not a directory")
+    source = TemplateSource(load_pools(directory))
     missing = [c for c in config.capabilities if c not in source.by_capability]
     if missing:
         raise ConfigError(
             f"world.template_dir: no templates for capabilities {missing}; the pools cover {sorted(source.by_capability)}"
         )
+    return source
+
+
+def make_world(config: Config) -> ModelWorld:
+    """Runner entry point of ``world.kind: hf``: models from ``world.teacher``/``world.student``,
+    prompts and probes from the template library, the task from the card."""
+    from read_distill.generate import REFERENCE_MAX_NEW_TOKENS, resolve_max_new_tokens
+    from read_distill.world.micro import task_items
+
+    wc = config.world
+    check_models(config)
+    source = template_source(config)
     card = load_card(config.task.card)
     return ModelWorld(
         config,

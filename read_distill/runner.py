@@ -31,7 +31,9 @@ from read_distill.ledger import Ledger, round_quota
 from read_distill.policies import make_policy
 from read_distill.policies.actions import candidate_actions
 from read_distill.policies.base import Pilot
+from read_distill.preflight import check_inputs
 from read_distill.rewards import reward
+from read_distill.rundir import RunDirError, check_run_dir, clear_run_dir, hold_run_dir
 from read_distill.store import read_json, write_json, write_text
 from read_distill.tasks import card_requirement
 from read_distill.types import Allocation, Context, Example, PilotResult, Profile, TrainStats
@@ -45,10 +47,6 @@ WORLDS: dict[str, str] = {
 
 #: Round number under which the initial probe/evaluation and the final evaluation are charged.
 INITIAL, FINAL = 0, 10**6
-
-
-class RunDirError(ConfigError):
-    """The run directory cannot be used as asked (exists without --resume, or is foreign)."""
 
 
 def make_world(config: Config) -> World:
@@ -350,16 +348,35 @@ def run(
     resume: bool = False,
     quiet: bool = False,
     stop_after_round: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run ReAD (or any policy) as ``config`` says, in ``run_dir``; return the summary.
 
     Rounds are numbered 1..``run.rounds`` everywhere (console, ``rounds/NNNN``, the ledger,
     the report); round 0 is the initial probe. ``resume`` continues a stopped run in
-    ``run_dir``; without it an existing non-empty ``run_dir`` is refused.
-    ``stop_after_round`` ends the process after that round is committed (as a kill would),
-    which tests use to check resume.
+    ``run_dir``; ``overwrite`` replaces the run there; without either an existing
+    non-empty ``run_dir`` is refused. Without a ``world`` the inputs are checked before
+    ``run_dir`` is touched. The run holds ``run_dir``'s lock throughout: a second writer
+    is refused. ``stop_after_round`` ends the process after that round is committed (as
+    a kill would), which tests use to check resume.
     """
-    parts = _setup(config, Path(run_dir), world, resume, quiet)
+    run_dir = Path(run_dir)
+    if world is None:
+        check_inputs(config)
+    check_run_dir(run_dir, config, resume, overwrite)
+    with hold_run_dir(run_dir):
+        # Again under the lock: another process may have written here since the first check.
+        check_run_dir(run_dir, config, resume, overwrite)
+        if overwrite:
+            clear_run_dir(run_dir)
+        return _run_rounds(config, run_dir, world, resume, quiet, stop_after_round)
+
+
+def _run_rounds(
+    config: Config, run_dir: Path, world: World | None, resume: bool, quiet: bool, stop_after_round: int | None
+) -> dict[str, Any]:
+    """The body of :func:`run`, in a checked run directory whose lock is held."""
+    parts = _setup(config, run_dir, world, resume, quiet)
     ledger, world, caps, B = parts.ledger, parts.world, parts.capabilities, config.budget.total_tokens
     state_path = parts.run_dir / "state.json"
     state = _resume(parts, RunState.from_json(read_json(state_path))) if state_path.exists() else _start(parts)
@@ -411,14 +428,7 @@ def run(
 
 
 def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, quiet: bool) -> Parts:
-    """Check the run dir, write the resolved config, and make every component."""
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise RunDirError(f"{run_dir}: run directory exists; pass --resume to continue it or choose another --run-dir")
-    if resume and not (run_dir / "config.yaml").exists():
-        raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
-    if resume and (run_dir / "config.yaml").read_text() != dump_config(config):
-        raise RunDirError(f"{run_dir}/config.yaml: differs from the config given; resume with the same config")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Write the resolved config (unless resuming) and make every component."""
     if not resume:
         write_text(run_dir / "config.yaml", dump_config(config))
         write_json(run_dir / "env.json", {**_env(), "seed": config.run.seed})

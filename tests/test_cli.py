@@ -96,3 +96,117 @@ def test_every_shipped_config_validates():
     assert len(configs) >= 4
     for c in configs:
         assert main(["validate", str(c)]) == 0, c
+
+
+SIM = "world: {kind: sim}\nrun: {rounds: 2}\nbudget: {total_tokens: 200000}\n"
+#: A second process that holds a run directory's lock until its stdin closes.
+HOLD_LOCK = (
+    "import sys\nfrom pathlib import Path\nfrom read_distill.rundir import hold_run_dir\n"
+    "with hold_run_dir(Path(sys.argv[1])):\n    print('locked', flush=True)\n    sys.stdin.read()\n"
+)
+
+
+def _one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_second_writer_is_refused_and_a_dead_holders_lock_blocks_nothing(tmp_path, capsys):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    d = tmp_path / "run"
+    assert main(["run", str(cfg), "--run-dir", str(d), "--quiet"]) == 0
+    before = {name: (d / name).read_bytes() for name in ("state.json", "ledger.jsonl", "summary.json")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        capsys.readouterr()
+        assert main(["run", str(cfg), "--run-dir", str(d), "--resume", "--quiet"]) == 2
+        assert f"in use by process {holder.pid}" in _one_line(capsys.readouterr().err)
+        assert main(["run", str(cfg), "--run-dir", str(d), "--overwrite", "--quiet"]) == 2
+        assert f"in use by process {holder.pid}" in _one_line(capsys.readouterr().err)
+        assert {name: (d / name).read_bytes() for name in before} == before
+    finally:
+        holder.kill()  # dies holding the lock; the kernel releases it
+        holder.wait()
+    assert (d / "run.lock").read_text().strip() == str(holder.pid)
+    assert main(["run", str(cfg), "--run-dir", str(d), "--resume", "--quiet"]) == 0
+
+
+def test_overwrite_replaces_a_run_on_purpose_only(tmp_path, capsys):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    d = tmp_path / "run"
+    assert main(["run", str(cfg), "--run-dir", str(d), "--quiet"]) == 0
+    ledger = (d / "ledger.jsonl").read_text()
+    (d / "stale.txt").write_text("left by an earlier run")
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--run-dir", str(d), "--quiet"]) == 2
+    assert "run directory exists" in _one_line(capsys.readouterr().err) and (d / "stale.txt").exists()
+    assert main(["run", str(cfg), "--run-dir", str(d), "--overwrite", "--resume", "--quiet"]) == 2
+    assert "exclude each other" in _one_line(capsys.readouterr().err)
+    assert main(["run", str(cfg), "--run-dir", str(d), "--overwrite", "--quiet"]) == 0
+    assert not (d / "stale.txt").exists() and (d / "ledger.jsonl").read_text() == ledger
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("not a run")
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--run-dir", str(foreign), "--overwrite", "--quiet"]) == 2
+    assert "not a run directory" in _one_line(capsys.readouterr().err) and (foreign / "mine.txt").exists()
+
+
+def test_overrides_may_stand_anywhere(tmp_path, capsys):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    d = tmp_path / "a=b"  # an option's value is never taken for an override
+    argv = ["run", "--quiet", str(cfg), "--run-dir", str(d), "policy.name=task_static", "--quiet", "budget.total_tokens=100000"]
+    assert main(argv) == 0
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["policy"] == "task_static" and summary["budget_tokens"] == 100000
+    out = tmp_path / "cmp"
+    assert main(["compare", str(cfg), "--policies", "read", "uniform", "run.rounds=3", "--seeds", "0", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "comparison.json").read_text())["config"]["run"]["rounds"] == 3
+    assert main(["validate", "run.seed=3", str(cfg)]) == 0
+
+
+CARD = "name: t\ndescription: d\nrequirement: {math: 1}\ndata: {dev: dev.jsonl, test: test.jsonl}\n"
+ROW = b'{"prompt": "1+1 A:", "answer": "2", "grader": "numeric"}\n'
+
+
+@pytest.mark.parametrize(
+    "dev, card, override, needle",
+    [
+        (b'{"prompt": "p", "answer": "a", "grader": "exakt"}\n', CARD, "run.seed=0", "dev.jsonl:1: grader: unknown grader 'exakt'"),
+        (ROW + b'{"prompt": "p" "answer": "a"}\n', CARD, "run.seed=0", "dev.jsonl:2: not valid JSON (Expecting ',' delimiter at column 16)"),
+        (ROW + b'{"prompt": "\xff", "answer": "a"}\n', CARD, "run.seed=0", "dev.jsonl:2: not valid UTF-8 (byte 0xff)"),
+        (ROW, CARD.replace("math: 1", "mth: 1"), "run.seed=0", "requirement names unknown capabilities ['mth']"),
+        (ROW, CARD, "policy.name=raed", "policy.name: unknown policy; expected one of read"),
+        (ROW, CARD, "task.requirement={math: 1e308, code: 1e308}", "requirement weights add up to inf"),
+    ],
+)
+def test_bad_cards_and_data_stop_validate_and_run_before_anything_exists(tmp_path, capsys, dev, card, override, needle):
+    (tmp_path / "card.yaml").write_text(card)
+    (tmp_path / "dev.jsonl").write_bytes(dev)
+    (tmp_path / "test.jsonl").write_bytes(ROW)
+    cfg = tmp_path / "micro.yaml"
+    cfg.write_text(f"world: {{kind: micro}}\ntask: {{card: {tmp_path / 'card.yaml'}}}\n")
+    d = tmp_path / "run"
+    assert main(["validate", str(cfg), override]) == 2
+    validate_err = _one_line(capsys.readouterr().err)
+    assert needle in validate_err
+    assert main(["run", str(cfg), "--run-dir", str(d), override]) == 2
+    assert _one_line(capsys.readouterr().err) == validate_err
+    assert not d.exists()
+    # Fixed, the same command is not blocked by anything the failed one left.
+    (tmp_path / "card.yaml").write_text(CARD)
+    (tmp_path / "dev.jsonl").write_bytes(ROW)
+    assert main(["validate", str(cfg)]) == 0
+
+
+def test_run_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["run", str(cfg), "--run-dir", str(f), "--quiet"]) == 2
+    assert "not a directory" in _one_line(capsys.readouterr().err) and f.read_text() == "x"

@@ -159,3 +159,26 @@ def test_public_sim_entry_points(world):
     result = sim.run(world, "task_static", budget_tokens=BUDGET, rounds=5, seed=1)
     assert len(result.allocations) == 5 and len(result.profiles) == 6
     assert result.final_utility != result.initial_utility
+
+
+def test_the_run_holds_its_directory_lock_while_it_works(world, tmp_path):
+    import os
+
+    from read_distill.rundir import hold_run_dir
+
+    d, sized, seen = tmp_path / "r", _sized(world, 2), []
+    evaluate = sized.evaluate
+
+    def evaluate_and_try_the_lock(*args, **kwargs):
+        try:
+            with hold_run_dir(d):
+                seen.append("free")
+        except RunDirError as e:
+            seen.append(str(e))
+        return evaluate(*args, **kwargs)
+
+    sized.evaluate = evaluate_and_try_the_lock
+    run(_config(world, "uniform", rounds=2), d, world=sized, quiet=True)
+    assert seen and all(f"in use by process {os.getpid()}" in s for s in seen)
+    with hold_run_dir(d):  # released when the run ends
+        pass

@@ -48,13 +48,19 @@ def run_metrics(summary: dict[str, Any], requirement: tuple[float, ...], top_k: 
 
 
 def compare(config: Config, policies: list[str], seeds: list[int], out: Path, quiet: bool = False, world=None) -> dict[str, Any]:
-    """Run every policy with every seed (resuming runs already in ``out``) and tabulate."""
+    """Run every policy with every seed (resuming runs already in ``out``) and tabulate.
+
+    Without a ``world`` the inputs are checked before ``out`` is created.
+    """
+    from read_distill.preflight import check_inputs
     from read_distill.runner import make_world, run
     from read_distill.tasks import card_requirement
 
+    if world is None:
+        check_inputs(config)
+        world = make_world(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    world = world or make_world(config)
     requirement = card_requirement(world.card, world.capabilities, config.task.requirement)
     runs: dict[str, list[dict[str, float]]] = {}
     for policy in policies:

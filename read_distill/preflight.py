@@ -1,0 +1,57 @@
+"""Everything a run would reject, checked before its run directory or any model exists.
+
+``read-distill validate`` is this check; ``run`` and ``compare`` make it first, so a bad
+world setting, path, task card, requirement or task data row ends in one ConfigError
+line (exit 2) with nothing on disk changed, not in a traceback after minutes of loading.
+Field types and names inside the config itself are checked by ``load_config``.
+"""
+
+from __future__ import annotations
+
+from read_distill.config import Config, ConfigError
+from read_distill.tasks import card_requirement, load_card
+
+
+def check_inputs(config: Config) -> None:
+    """Raise ConfigError for the first thing a run of ``config`` would reject.
+
+    Reads the task card and its data files and, for simulated worlds, builds the
+    environment (milliseconds); loads no model and writes nothing.
+    """
+    kind = config.world.kind
+    # Only the micro-world has a replay mixture (its student's own pretraining data).
+    if config.train.replay_frac > 0 and kind != "micro":
+        raise ConfigError(f"train.replay_frac: world.kind={kind} has no replay mixture; set train.replay_frac=0")
+    if kind == "sim":
+        _check_sim(config)
+        return
+    if kind == "micro":
+        from read_distill.world.micro import check_world_config
+
+        check_world_config(config)
+    else:
+        from read_distill.hf_world import check_models, template_source, template_suite
+
+        check_models(config)
+        template_suite(config, template_source(config))
+    _check_task(config)
+
+
+def _check_sim(config: Config) -> None:
+    """The environment exists, has the config's capabilities, and the requirement override fits it."""
+    from read_distill.sim.environments import make_world
+
+    world = make_world(config)
+    if tuple(config.capabilities) != tuple(world.capabilities):
+        raise ConfigError(f"capabilities: the world has {list(world.capabilities)}, the config {list(config.capabilities)}")
+    card_requirement(world.card, world.capabilities, config.task.requirement)
+
+
+def _check_task(config: Config) -> None:
+    """The task card, its requirement over the run's capabilities, and every dev and test row."""
+    from read_distill.world.micro import task_items
+
+    card = load_card(config.task.card)
+    card_requirement(card, tuple(config.capabilities), config.task.requirement)
+    for split in ("dev", "test"):
+        task_items(card, split)
