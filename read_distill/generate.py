@@ -42,7 +42,12 @@ def resolve_max_new_tokens(config: GenerationConfig, capabilities: tuple[str, ..
 
 
 class Generator:
-    """Draws leakage-free, share-capped prompts for a run; one instance per run."""
+    """Draws leakage-free, share-capped prompts for a run; one instance per run.
+
+    The leakage filter fails closed: a prompt whose hash matches a probe or task prompt is
+    redrawn, and when ``MAX_REDRAWS`` draws all collide the example is dropped, never
+    trained on. Collisions and drops are counted for the round's record.
+    """
 
     def __init__(self, world: World, config: GenerationConfig, seed: int) -> None:
         self.world = world
@@ -50,20 +55,30 @@ class Generator:
         self.seed = seed
         self.evaluation_hashes = world.evaluation_hashes()
         self.cap = TemplateShareCap(config.template_window, config.template_cap_frac)
-        self.rejected_leaks = 0
+        self._leaks = {"collisions": 0, "dropped": 0}
 
-    def draw(self, capability: str, spent_frac: float, rng: np.random.Generator) -> tuple[Item, str]:
-        """One prompt of ``capability`` at a curriculum-sampled difficulty."""
+    def drain_leak_counts(self) -> dict[str, int]:
+        """Draws that matched an evaluation prompt, and examples dropped for it, since the last drain."""
+        counts, self._leaks = self._leaks, {"collisions": 0, "dropped": 0}
+        return counts
+
+    def draw(self, capability: str, spent_frac: float, rng: np.random.Generator) -> tuple[Item, str] | None:
+        """One prompt of ``capability`` at a curriculum-sampled difficulty; None when every
+        draw matched an evaluation prompt. When the share cap refuses every clean draw, the
+        last clean one is used (the cap is a preference; the filter is not)."""
         difficulty = DIFFICULTIES[int(rng.choice(3, p=curriculum(spent_frac)))]
         item = None
         for _ in range(MAX_REDRAWS):
-            item = self.world.draw(capability, difficulty, int(rng.integers(2**62)))
-            if prompt_hash(item.prompt) in self.evaluation_hashes:
-                self.rejected_leaks += 1
+            candidate = self.world.draw(capability, difficulty, int(rng.integers(2**62)))
+            if prompt_hash(candidate.prompt) in self.evaluation_hashes:
+                self._leaks["collisions"] += 1
                 continue
+            item = candidate
             if self.cap.allows(capability, item.template):
                 break
-        assert item is not None
+        if item is None:
+            self._leaks["dropped"] += 1
+            return None
         self.cap.record(capability, item.template)
         return item, difficulty
 
@@ -99,7 +114,16 @@ class Generator:
                 i = int(np.argmax(deficit))
                 picks.append(i)
                 planned[i] += estimate[i]
-            drawn = [self.draw(capabilities[i], spent_frac, rng) for i in picks]
+            kept = [(i, d) for i in picks if (d := self.draw(capabilities[i], spent_frac, rng)) is not None]
+            if not kept:
+                # Only a world whose prompts of these capabilities are nearly all evaluation
+                # prompts gets here; going on would loop forever without training data.
+                names = sorted({capabilities[i] for i in picks})
+                raise ConfigError(
+                    f"generation: every {', '.join(names)} prompt drawn ({MAX_REDRAWS} draws per prompt) matched a probe or "
+                    "task prompt; the world has too few distinct training prompts for these capabilities"
+                )
+            picks, drawn = [i for i, _ in kept], [d for _, d in kept]
             by_length: dict[int, list[int]] = {}
             for k, i in enumerate(picks):
                 by_length.setdefault(self.world.max_new_tokens[capabilities[i]], []).append(k)

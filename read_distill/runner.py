@@ -190,12 +190,14 @@ def _interleave(teacher: list[Example], replay: list[Example]) -> list[Example]:
 MAX_PASSES = 4
 
 
-def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: int) -> TrainStats:
+def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: int) -> tuple[TrainStats, dict[str, int]]:
     """Fill round ``t``'s quota: generate examples for what is left, train on them, repeat.
 
     Each pass's examples and training quota are saved (``examples.jsonl`` holds the passes
-    in order, ``passes.json`` their sizes and quotas) before training, so a resumed round
-    replays the same passes without calling the teacher and ends as an uninterrupted one.
+    in order, ``passes.json`` their sizes, quotas and leakage counts) before training, so a
+    resumed round replays the same passes without calling the teacher and ends as an
+    uninterrupted one. Returns the training stats and the round's leakage counts (draws
+    that matched an evaluation prompt, examples dropped for it).
     """
     config, generator, ledger, student = parts.config, parts.generator, parts.ledger, parts.student
     examples_path, passes_path = rd / "examples.jsonl", rd / "passes.json"
@@ -205,6 +207,7 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
         saved = _load_examples(examples_path)
         passes = read_json(passes_path)
     all_stats: list[TrainStats] = []
+    leakage = {"collisions": 0, "dropped": 0}
     start = 0
     for k in range(MAX_PASSES):
         if k < len(passes):
@@ -212,6 +215,9 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
             start += passes[k]["examples"]
             fit_quota = passes[k]["fit_quota"]
             generator.cap.load_state_dict(passes[k]["template_window"])
+            # Passes saved before leakage was counted (an older run resumed) count none.
+            for key, n in passes[k].get("leakage", {}).items():
+                leakage[key] += n
         else:
             left = quota - ledger.spent_in_round(t)
             if left <= 0 or (all_stats and all_stats[-1].billable_tokens == 0):
@@ -228,8 +234,13 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
                     examples = _interleave(examples, replay)
                 fit_quota = quota - ledger.spent_in_round(t)
                 saved += examples
+                leaks = generator.drain_leak_counts()
+                for key, n in leaks.items():
+                    leakage[key] += n
                 # The share cap's windows count every draw, used or not; keep them to replay.
-                passes.append({"examples": len(examples), "fit_quota": fit_quota, "template_window": generator.cap.state_dict()})
+                passes.append({
+                    "examples": len(examples), "fit_quota": fit_quota, "template_window": generator.cap.state_dict(), "leakage": leaks,
+                })
                 write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in saved))
                 write_json(passes_path, passes)
         with parts.wall("train"):
@@ -239,7 +250,7 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
         for c, v in st.spend_per_capability.items():
             spend[c] += v
     n = sum(st.examples for st in all_stats)
-    return TrainStats(
+    stats = TrainStats(
         examples=n,
         trained_tokens=sum(st.trained_tokens for st in all_stats),
         billable_tokens=sum(st.billable_tokens for st in all_stats),
@@ -247,6 +258,7 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
         mean_loss=sum(st.mean_loss * st.examples for st in all_stats) / n if n else 0.0,
         spend_per_capability=dict(spend),
     )
+    return stats, leakage
 
 
 @dataclass
@@ -390,7 +402,7 @@ def _run_rounds(
             w = parts.policy.select(context, actions, np.random.default_rng([config.run.seed, t]))
             info = dict(parts.policy.info)
 
-        stats = _generate_and_train(parts, rd, t, w, quota)
+        stats, leakage = _generate_and_train(parts, rd, t, w, quota)
 
         with parts.wall("probe"):
             new_profile = world.probe(parts.student, ledger, t)
@@ -404,7 +416,10 @@ def _run_rounds(
         if t % config.run.dev_every == 0 or t == config.run.rounds:
             dev_utility = _dev_checkpoint(parts, state, t)
 
-        write_json(rd / "allocation.json", {"round": t, "allocation": dict(zip(caps, w, strict=True)), "quota_tokens": quota, "candidates": len(actions), "policy_info": info})
+        write_json(rd / "allocation.json", {
+            "round": t, "allocation": dict(zip(caps, w, strict=True)), "quota_tokens": quota, "candidates": len(actions),
+            "policy_info": info, "leakage": leakage,
+        })
         write_json(rd / "profile.json", new_profile.to_json())
         write_json(rd / "reward.json", {
             "round": t, "reward": R, "gain": gain, "spillover": spill, "cost_penalty": cost, "spent_tokens": spent,
