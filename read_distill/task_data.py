@@ -18,6 +18,8 @@ from read_distill.types import Item
 
 #: The keys a row may have; ``grader`` defaults to the card's ``metric``.
 ROW_KEYS = ("prompt", "answer", "grader")
+#: JSON's names of the types json.loads returns, for messages.
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 _EXPECTED = 'expected one JSON object per line: {"prompt": ..., "answer": ..., "grader": ...} (grader optional)'
 
 
@@ -40,7 +42,7 @@ def _parse_row(line: str, where: str) -> dict[str, Any]:
     except ValueError as e:
         raise ConfigError(f"{where}: {e}; {_EXPECTED}") from None
     if not isinstance(row, dict):
-        raise ConfigError(f"{where}: got a JSON {type(row).__name__}; {_EXPECTED}")
+        raise ConfigError(f"{where}: got a JSON {_JSON_TYPES.get(type(row), type(row).__name__)}; {_EXPECTED}")
     unknown = sorted(set(row) - set(ROW_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected only {', '.join(ROW_KEYS)}")

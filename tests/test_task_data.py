@@ -42,7 +42,7 @@ def test_rows_read_with_the_card_metric_as_default_grader(tmp_path):
         (b'{"prompt": "p", "answer": "a", "grader": null}\n', "dev.jsonl:1: grader: expected a string, got null"),
         (b'{"prompt": "p", "answer": "a", "id": 3}\n', "dev.jsonl:1: unknown key 'id'; expected only prompt, answer, grader"),
         (b'{"prompt": "p", "answer": "a", "answer": "b"}\n', "dev.jsonl:1: key 'answer' is given twice"),
-        (b'["p", "a"]\n', "dev.jsonl:1: got a JSON list"),
+        (b'["p", "a"]\n', "dev.jsonl:1: got a JSON array"),
         (b'{"prompt": "p", "answer": "a"}\n\n{"prompt": "p", "answer": "b"}\n', "dev.jsonl:3: prompt: the same as on line 1"),
         (b"\n \n", "dev.jsonl: no rows"),
     ],
