@@ -38,8 +38,7 @@ class _Section(BaseModel):
 
 
 class RunConfig(_Section):
-    # One path component: the default run dir is built from it.
-    name: str = Field("demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", description="Run name; the default run dir is runs/<name>-<time>.")
+    name: str = Field("demo", description="Run name; the default run dir is runs/<name>-<time>.")
     seed: Seed = Field(0, description="Seed of every random choice in the run (0 .. 2**32-1).")
     rounds: int = Field(20, ge=1, description="Number of bandit rounds (decision steps).")
     dev_every: int = Field(5, ge=1, description="Evaluate dev utility every this many rounds.")
