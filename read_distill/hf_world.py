@@ -124,6 +124,18 @@ class ModelWorld:
         )
         return sum(scores) / len(scores)
 
+    def answer_form(self, requirement: tuple[float, ...]) -> tuple[float, ...]:
+        """1 for the one needed capability whose probe items share a grader with the task's
+        items: the task answers in that capability's form (a tool call, JSON), so a probe of
+        it on its own items understates what the task still needs of it. Where no needed
+        capability, or several (a plain ``exact`` match says nothing), do: empty."""
+        task = {it.grader for it in self.splits["dev"] + self.splits["test"]} - {""}
+        needed = [c for c, r in zip(self.capabilities, requirement, strict=True) if r > 0]
+        match = [c for c in needed if task & {it.grader for it in self.suite.get(c, [])}]
+        if len(match) != 1:
+            return ()
+        return tuple(1.0 if c == match[0] else 0.0 for c in self.capabilities)
+
     def _with_teacher_answers(self, ledger: Ledger, round: int) -> dict[str, list[Item]]:
         """The suite with the teacher's completion as the reference of every ungraded item
         (generated once; its tokens charged as probe overhead)."""

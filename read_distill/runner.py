@@ -284,7 +284,9 @@ class RunState:
     template_window: dict[str, Any]
     wall_s: dict[str, float]
 
-    def context(self, requirement: tuple[float, ...], capabilities: tuple[str, ...], remaining_frac: float) -> Context:
+    def context(
+        self, requirement: tuple[float, ...], capabilities: tuple[str, ...], remaining_frac: float, answer_form: tuple[float, ...]
+    ) -> Context:
         """The bandit context of the next round."""
         return Context(
             requirement=requirement,
@@ -293,6 +295,7 @@ class RunState:
             last_allocation=self.last_allocation,
             last_gain=self.last_gain,
             profile_width_frac=tuple(x / 100 for x in self.profile.widths(capabilities)),
+            answer_form=answer_form,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -344,6 +347,8 @@ class Parts:
     world: World
     capabilities: tuple[str, ...]
     requirement: tuple[float, ...]
+    #: The capability the task answers in (``World.answer_form``); empty where none.
+    answer_form: tuple[float, ...]
     ledger: Ledger
     teacher: Any
     student: Student
@@ -395,7 +400,7 @@ def _run_rounds(
     for t in range(state.round + 1, config.run.rounds + 1):
         rd = _round_dir(parts.run_dir, t)
         quota = round_quota(ledger.remaining, config.run.rounds - t + 1)
-        context = state.context(parts.requirement, caps, ledger.remaining / B)
+        context = state.context(parts.requirement, caps, ledger.remaining / B, parts.answer_form)
         w_prev = state.last_allocation if t > 1 else None
         actions = candidate_actions(parts.requirement, w_prev, config.policy.top_k, config.policy.grid, config.policy.max_actions)
         with parts.wall("policy"):
@@ -462,6 +467,7 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
             teacher = CachedTeacher(teacher, run_dir / "teacher_cache.sqlite")
         parts = Parts(
             config=config, run_dir=run_dir, world=world, capabilities=capabilities, requirement=requirement,
+            answer_form=world.answer_form(requirement),
             ledger=Ledger(run_dir / "ledger.jsonl", config.budget.total_tokens, config.budget.unit),
             teacher=teacher, student=world.student(config.run.seed),
             generator=Generator(world, config.generation, config.run.seed),

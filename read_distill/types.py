@@ -131,6 +131,9 @@ class Context:
     last_gain: tuple[float, ...]
     #: Probe interval widths / 100 per capability (zeros where unknown).
     profile_width_frac: tuple[float, ...] = ()
+    #: 1 for the capability in whose form the task's answers are graded, else 0 (empty
+    #: where the world cannot tell); see ``World.answer_form``.
+    answer_form: tuple[float, ...] = ()
 
     def vector(self) -> list[float]:
         """The flat feature vector fed to reward models."""

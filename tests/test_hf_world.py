@@ -136,3 +136,17 @@ def test_missing_models_are_config_errors(card):
         make_world(config)
     with pytest.raises(ConfigError, match="world.template_dir"):
         make_world(Config.model_validate({"world": {"kind": "hf", "teacher": "t", "student": "s", "template_dir": "/nonexistent"}}))
+
+
+def test_answer_form_is_the_one_needed_capability_graded_like_the_task(models, card):
+    """The card's rows are graded as tool calls and only tool_use's probes are: tool_use is
+    the task's answer form. Without graded probes, or with tool_use not needed, none is."""
+    from read_distill.hf_world import make_world
+
+    caps = list(CAPABILITIES)
+    need = {"tool_use": 0.6, "math": 0.4}
+    r = tuple(need.get(c, 0.0) for c in caps)
+    form = make_world(_config(models, card)).answer_form(r)
+    assert [c for c, a in zip(caps, form, strict=True) if a] == ["tool_use"]
+    assert make_world(_config(models, card, probe_scoring="teacher_logprob")).answer_form(r) == ()
+    assert make_world(_config(models, card)).answer_form(tuple(float(c == "math") for c in caps)) == ()

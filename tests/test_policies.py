@@ -8,6 +8,7 @@ allocation with saturation, so the best action is known.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -219,6 +220,27 @@ def test_read_does_not_pay_for_a_capability_that_has_no_headroom_left():
     after = _context(s, 0.9, w, np.zeros(4), 1.0)
     choice = policy.select(after, candidate_actions(R, w), np.random.default_rng(2))
     assert choice[2] == 0.0, choice
+
+
+def test_read_keeps_the_share_of_the_capability_the_task_answers_in():
+    """The scene above, with "c" the task's answer form (its probe grader grades the task):
+    c's probe at 100 does not say the task needs no more of it, so read still moves the
+    spare share to "a" but never gives "c" less than its share in r."""
+    for answer, floor in [((), 0.0), ((0.0, 0.0, 1.0, 0.0), R[2])]:
+        policy = make_policy(_config(name="greedy", warmup_rounds=0, min_share_frac=0.0), CAPS, R)
+        s, w = np.full(4, 30.0), R
+        for t in range(3):
+            ctx = replace(_context(s, 1.0 - t / 20, None if t == 0 else w, np.zeros(4), 1.0), answer_form=answer)
+            if t == 2:
+                break
+            w = policy.select(ctx, candidate_actions(R, None if t == 0 else w), np.random.default_rng(t))
+            policy.update(ctx, w, 0.0)
+            s = np.minimum(s + np.asarray(w) * np.array([8.0, 0.0, 60.0, 0.0]), 100.0)
+        choice = policy.select(ctx, candidate_actions(R, w), np.random.default_rng(2))
+        assert choice[2] >= floor - 1e-9, (answer, choice)
+        assert choice[0] > R[0], (answer, choice)
+        if not answer:
+            assert choice[2] == 0.0, choice
 
 
 def test_read_candidates_cover_every_needed_capability_and_r():

@@ -82,3 +82,8 @@ class World(Protocol):
     def evaluate(self, student: Student, split: str, ledger: Ledger, round: int) -> float:
         """The task's utility U in [0, 100] on ``split`` ("dev" or "test")."""
         ...
+
+    def answer_form(self, requirement: tuple[float, ...]) -> tuple[float, ...]:
+        """1 for the one needed capability (r_c > 0) whose probe items are graded like the
+        task's answers, 0 elsewhere; empty where no single capability is."""
+        ...

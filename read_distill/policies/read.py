@@ -59,6 +59,10 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   that needs several capabilities in one answer is lost when one of them falls, which
   r . ds does not see; the floor bounds that harm, while share can still move freely
   between needed capabilities and to capabilities the task does not name (transfer).
+  The capability the task answers in (``Context.answer_form``: the one needed capability
+  whose probes are graded like the task, e.g. tool_use for a task answered by a tool
+  call) keeps its whole share: its probe tests it on its own items, so a probe at its
+  ceiling does not say the task needs no more of it.
 * **Warm-up.** Without pilots the first rounds play r (task-static), the best allocation
   known before any data: one-hot warm-ups on weak capabilities cost a whole round each.
   The first ``warmup_rounds`` rounds are burn-in: the model does not learn from their
@@ -321,6 +325,12 @@ class ReadPolicy:
         if prev.sum() > 0:
             extra.append(normalise(0.5 * prev / prev.sum() + 0.5 * r / r.sum()))
         floor = self.config.min_share_frac * r / r.sum()
+        # The capability the task answers in keeps its whole share: its probe measures it
+        # on its own items, so a probe at its ceiling does not say the task needs no more
+        # of it (docs/method.md §9, "The answer form").
+        for c, a in enumerate(context.answer_form):
+            if a > 0 and r[c] > 0:
+                floor[c] = r[c] / r.sum()
         seen: set[Allocation] = set()
         out = []
         for a in [tuple(float(v) for v in a) for a in actions] + extra:

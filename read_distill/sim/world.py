@@ -167,3 +167,7 @@ class SimWorld:
 
     def evaluate(self, student: SimStudent, split: str, ledger: Ledger, round: int) -> float:
         return float(self.utility(student.profile))
+
+    def answer_form(self, requirement: tuple[float, ...]) -> tuple[float, ...]:
+        """A simulated task has scores, not answers: no capability's form is the task's."""
+        return ()
