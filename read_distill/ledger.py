@@ -39,7 +39,15 @@ class Ledger:
         self.unit = unit
         self.entries: list[LedgerEntry] = []
         if path is not None and path.exists():
-            self.entries = [LedgerEntry(**json.loads(line)) for line in path.read_text().splitlines() if line]
+            data = path.read_bytes()
+            complete = data[: data.rfind(b"\n") + 1]
+            if len(complete) < len(data):
+                # A last line without its newline is an append cut off by a kill or a full
+                # disk. Every committed charge was synced before its commit, so the torn
+                # charge belongs to work a resume redoes: drop it, and cut it from the file
+                # so the next append starts on a line of its own.
+                os.truncate(path, len(complete))
+            self.entries = [LedgerEntry(**json.loads(line)) for line in complete.decode().splitlines() if line]
         # Running sums over ``entries`` (kept in step with them; never persisted).
         self._spent = sum(e.billable for e in self.entries)
         self._by_round: dict[int, int] = defaultdict(int)

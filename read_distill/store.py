@@ -21,9 +21,22 @@ def write_text(path: Path, text: str) -> None:
         # mkstemp creates 0600 files; run artefacts are meant to be shared and read.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            # A failed write or fsync names no file; the one being replaced is what to report.
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+def remove_temporaries(directory: Path) -> None:
+    """Delete the temporary files ``write_text`` leaves under ``directory`` when its process
+    is killed between creating one and renaming it in. Only for a directory no other
+    process writes (a run directory whose lock the caller holds): a live writer's
+    temporary file would go too."""
+    for p in directory.rglob(".*.tmp"):
+        if p.is_file():
+            p.unlink()
 
 
 def write_json(path: Path, obj: Any) -> None:

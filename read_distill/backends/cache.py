@@ -74,6 +74,7 @@ class CachedTeacher:
             )
         self.hits = 0
         self.misses = 0
+        self._owed: set[str] = set()
 
     def _lookup(self, keys: list[str]) -> dict[str, Generation]:
         found: dict[str, Generation] = {}
@@ -112,10 +113,28 @@ class CachedTeacher:
                 out.append(fresh.pop(k))
                 found[k] = replace(out[-1], cached=True)
                 self.misses += 1
+            elif k in self._owed:
+                self._owed.discard(k)
+                out.append(replace(found[k], cached=False))
+                self.hits += 1
             else:
                 out.append(found[k])
                 self.hits += 1
         return out
+
+    def last_row(self) -> int:
+        """The row id of the newest entry (0 when empty): a mark for :meth:`owe_after`."""
+        return self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM generations").fetchone()[0]
+
+    def owe_after(self, row: int) -> None:
+        """Hand each entry stored after ``row`` out once as uncached (``cached=False``), later
+        uses as hits, without calling the teacher.
+
+        A resumed run marks what its dropped work generated: the teacher was paid for those
+        entries once, but their ledger charges went with the work that never committed, so
+        the redone work charges them again, where an uninterrupted run charged them.
+        """
+        self._owed = {k for (k,) in self._db.execute("SELECT key FROM generations WHERE rowid > ?", (row,))}
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
