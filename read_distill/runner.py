@@ -7,16 +7,18 @@ examples so the teacher is never paid twice, and ends exactly as an uninterrupte
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from read_distill.policies.base import Pilot
 from read_distill.preflight import check_inputs
 from read_distill.rewards import reward
 from read_distill.rundir import RunDirError, check_run_dir, clear_run_dir, hold_run_dir
-from read_distill.store import read_json, write_json, write_text
+from read_distill.store import read_json, remove_temporaries, write_json, write_text
 from read_distill.tasks import card_requirement
 from read_distill.types import Allocation, Context, Example, PilotResult, Profile, TrainStats
 
@@ -71,23 +73,38 @@ def _round_dir(run_dir: Path, t: int) -> Path:
     return run_dir / "rounds" / f"{t:04d}"
 
 
-def _commit_student(student: Student, run_dir: Path, t: int) -> None:
-    """Save the student as ``student/``, keeping the previous checkpoint as ``student.prev``
-    until the new one is complete, so a crash at any point leaves a usable checkpoint."""
+def _checkpoint_round(directory: Path) -> int | None:
+    """The round whose student ``directory`` holds, None if it holds none."""
+    return read_json(directory / "round.json")["round"] if (directory / "round.json").exists() else None
+
+
+def _commit_checkpoint(student: Student, policy_state: dict[str, Any], run_dir: Path, t: int) -> None:
+    """Save round ``t``'s student and policy state as ``student/``. The checkpoint of the
+    last committed round (t - 1) stays, as ``student/`` or ``student.prev/``, until the new
+    one is complete, so a crash at any point leaves it."""
     tmp, cur, prev = run_dir / "student.tmp", run_dir / "student", run_dir / "student.prev"
     shutil.rmtree(tmp, ignore_errors=True)
     student.save(tmp)
+    # The policy state goes with the student: a policy.json of its own, written beside
+    # state.json, would be a round ahead of it after a crash between the two.
+    write_json(tmp / "policy.json", policy_state)
     write_json(tmp / "round.json", {"round": t})
-    shutil.rmtree(prev, ignore_errors=True)
-    if cur.exists():
+    if _checkpoint_round(cur) == t - 1:
+        shutil.rmtree(prev, ignore_errors=True)
         cur.rename(prev)
+    else:
+        # After a crash in an earlier attempt at this commit, student/ is missing or holds
+        # that attempt's round t, and student.prev/ holds round t - 1: keep it.
+        shutil.rmtree(cur, ignore_errors=True)
     tmp.rename(cur)
 
 
-def _restore_student(student: Student, run_dir: Path, t: int) -> None:
+def _restore_checkpoint(student: Student, policy: Any, run_dir: Path, t: int) -> None:
     for d in (run_dir / "student", run_dir / "student.prev"):
-        if (d / "round.json").exists() and read_json(d / "round.json")["round"] == t:
+        if _checkpoint_round(d) == t:
             student.load(d)
+            # Run dirs of older versions kept the policy state in the run dir's policy.json.
+            policy.load_state_dict(read_json(d / "policy.json" if (d / "policy.json").exists() else run_dir / "policy.json"))
             return
     raise RunDirError(f"{run_dir}: no student checkpoint for committed round {t}; the run dir is damaged")
 
@@ -202,10 +219,12 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
     config, generator, ledger, student = parts.config, parts.generator, parts.ledger, parts.student
     examples_path, passes_path = rd / "examples.jsonl", rd / "passes.json"
     saved: list[Example] = []
-    passes: list[dict[str, int]] = []
+    passes: list[dict[str, Any]] = []
     if passes_path.exists() and examples_path.exists():
-        saved = _load_examples(examples_path)
         passes = read_json(passes_path)
+        # examples.jsonl is written before passes.json: a kill between the two leaves the
+        # examples of a pass that passes.json does not list, which is generated again.
+        saved = _load_examples(examples_path)[: sum(p["examples"] for p in passes)]
     all_stats: list[TrainStats] = []
     leakage = {"collisions": 0, "dropped": 0}
     start = 0
@@ -215,6 +234,10 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
             start += passes[k]["examples"]
             fit_quota = passes[k]["fit_quota"]
             generator.cap.load_state_dict(passes[k]["template_window"])
+            # The pass's teacher charges, where an uninterrupted run made them (passes saved
+            # by an older version kept theirs in the ledger instead).
+            for c in passes[k].get("charges", ()):
+                ledger.charge(t, c["phase"], c["tokens"], c["billable"], c["cached"])
             # Passes saved before leakage was counted (an older run resumed) count none.
             for key, n in passes[k].get("leakage", {}).items():
                 leakage[key] += n
@@ -223,6 +246,7 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
             if left <= 0 or (all_stats and all_stats[-1].billable_tokens == 0):
                 break
             with parts.wall("generate"):
+                first_charge = len(ledger.entries)
                 spent_frac = 1.0 - ledger.remaining / config.budget.total_tokens
                 # The first pass keeps replay_frac of the quota for replay data; later passes
                 # only top up with teacher examples.
@@ -238,8 +262,13 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
                 for key, n in leaks.items():
                     leakage[key] += n
                 # The share cap's windows count every draw, used or not; keep them to replay.
+                # A resume replays this pass from here: its charges (the ledger's copy is
+                # dropped with the round's uncommitted work) and the teacher cache's newest row
+                # (entries after it belong to work that was not saved; see _resume).
                 passes.append({
                     "examples": len(examples), "fit_quota": fit_quota, "template_window": generator.cap.state_dict(), "leakage": leaks,
+                    "charges": [{k: v for k, v in asdict(e).items() if k != "round"} for e in ledger.entries[first_charge:]],
+                    "cache_rows": _cache_rows(parts),
                 })
                 write_text(examples_path, "".join(json.dumps(e.to_json()) + "\n" for e in saved))
                 write_json(passes_path, passes)
@@ -283,6 +312,9 @@ class RunState:
     last_gain: tuple[float, ...]
     template_window: dict[str, Any]
     wall_s: dict[str, float]
+    #: The teacher cache's newest row at the commit (None without a cache, or in a state
+    #: written by an older version); see ``_resume``.
+    teacher_cache_rows: int | None = None
 
     def context(
         self, requirement: tuple[float, ...], capabilities: tuple[str, ...], remaining_frac: float, answer_form: tuple[float, ...]
@@ -375,7 +407,9 @@ def run(
     non-empty ``run_dir`` is refused. Without a ``world`` the inputs are checked before
     ``run_dir`` is touched. The run holds ``run_dir``'s lock throughout: a second writer
     is refused. ``stop_after_round`` ends the process after that round is committed (as
-    a kill would), which tests use to check resume.
+    a kill would), which tests use to check resume. A run directory that cannot be
+    written (disk full, read-only) stops the run with a RunDirError saying so; the run
+    resumes once it can be written again.
     """
     run_dir = Path(run_dir)
     if world is None:
@@ -386,7 +420,33 @@ def run(
         check_run_dir(run_dir, config, resume, overwrite)
         if overwrite:
             clear_run_dir(run_dir)
-        return _run_rounds(config, run_dir, world, resume, quiet, stop_after_round)
+        if resume:
+            # Left by a process killed mid-write; no one else writes here while we hold the lock.
+            remove_temporaries(run_dir)
+        try:
+            return _run_rounds(config, run_dir, world, resume, quiet, stop_after_round)
+        except (OSError, sqlite3.OperationalError) as e:
+            where = _unwritable(e, run_dir)
+            if where is None:
+                raise
+            raise RunDirError(
+                f"{where}; the run stopped, its committed rounds are kept: once the run directory can be written again, "
+                f"continue it with --resume --run-dir {run_dir}"
+            ) from None
+
+
+#: Errors that say the run directory cannot be written (full, read-only, not permitted).
+UNWRITABLE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+UNWRITABLE_SQLITE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")
+
+
+def _unwritable(e: OSError | sqlite3.OperationalError, run_dir: Path) -> str | None:
+    """``path: reason`` when ``e`` says the run directory cannot be written, else None."""
+    if isinstance(e, OSError):
+        return f"{e.filename or run_dir}: {e.strerror}" if e.errno in UNWRITABLE_ERRNOS else None
+    if getattr(e, "sqlite_errorname", "").startswith(UNWRITABLE_SQLITE):
+        return f"{run_dir / 'teacher_cache.sqlite'}: {e}"
+    return None
 
 
 def _run_rounds(
@@ -394,7 +454,27 @@ def _run_rounds(
 ) -> dict[str, Any]:
     """The body of :func:`run`, in a checked run directory whose lock is held."""
     parts = _setup(config, run_dir, world, resume, quiet)
-    ledger, world, caps, B = parts.ledger, parts.world, parts.capabilities, config.budget.total_tokens
+    try:
+        return _rounds(parts, stop_after_round)
+    finally:
+        _close(parts)
+
+
+def _close(parts: Parts) -> None:
+    """Close the ledger and the teacher cache, however the run ended (a cache closed
+    cleanly leaves no -wal/-shm files beside it)."""
+    if hasattr(parts.teacher, "close"):
+        parts.teacher.close()
+    # After a failed write the run's first error is the one to report, not this one's.
+    with suppress(OSError):
+        parts.ledger.close()
+
+
+def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
+    """Round 0 or the resume, the rounds, and the end of the run."""
+    config, ledger, world, caps, B = parts.config, parts.ledger, parts.world, parts.capabilities, parts.config.budget.total_tokens
+    if (parts.run_dir / "summary.json").exists():
+        return _finished(parts)
     state_path = parts.run_dir / "state.json"
     state = _resume(parts, RunState.from_json(read_json(state_path))) if state_path.exists() else _start(parts)
     for t in range(state.round + 1, config.run.rounds + 1):
@@ -451,6 +531,8 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
     """Write the resolved config (unless resuming) and make every component."""
     if not resume:
         write_text(run_dir / "config.yaml", dump_config(config))
+    # On resume only where a kill came between the two writes: env.json records the start.
+    if not resume or not (run_dir / "env.json").exists():
         write_json(run_dir / "env.json", {**_env(), "seed": config.run.seed})
     wall = Wall()
     with wall("setup"):
@@ -509,15 +591,21 @@ def _start(parts: Parts) -> RunState:
 def _resume(parts: Parts, state: RunState) -> RunState:
     """Restore the student, policy and generator of the last committed round."""
     pending = _round_dir(parts.run_dir, state.round + 1) / "passes.json"
-    # Drop charges of work that never committed, except the teacher calls whose examples
-    # were saved: those are reused, so their charges stand.
+    passes = read_json(pending) if pending.exists() else []
+    # Drop the charges of work that never committed. The next round replays its saved
+    # passes, charges included, so the ledger ends as an uninterrupted run's. (Passes
+    # saved by an older version have no charges: theirs stay in the ledger.)
+    older = bool(passes) and "charges" not in passes[-1]
     parts.ledger.truncate(
-        lambda e: e.round <= state.round
-        or (e.round == state.round + 1 and e.phase in ("teacher_prompt", "teacher_gen") and pending.exists())
+        lambda e: e.round <= state.round or (older and e.round == state.round + 1 and e.phase in ("teacher_prompt", "teacher_gen"))
     )
-    _restore_student(parts.student, parts.run_dir, state.round)
+    # Teacher outputs cached after the last saved work were paid for by dropped work:
+    # charge them once more when the redone work asks for them.
+    mark = passes[-1]["cache_rows"] if passes and not older else state.teacher_cache_rows
+    if mark is not None:
+        parts.teacher.owe_after(mark)
+    _restore_checkpoint(parts.student, parts.policy, parts.run_dir, state.round)
     parts.generator.cap.load_state_dict(state.template_window)
-    parts.policy.load_state_dict(read_json(parts.run_dir / "policy.json"))
     parts.say(f"[read-distill] resuming {parts.run_dir} after round {state.round}/{parts.config.run.rounds}")
     return state
 
@@ -537,22 +625,25 @@ def _dev_checkpoint(parts: Parts, state: RunState, t: int) -> float:
 
 
 def _commit(parts: Parts, state: RunState) -> None:
-    """Make ``state.round`` durable: student checkpoint, policy, ledger, then ``state.json``
-    last (a round counts once its state is written)."""
+    """Make ``state.round`` durable: the student and policy checkpoint, the ledger, then
+    ``state.json`` last (a round counts once its state is written)."""
     with parts.wall("checkpoint"):
-        _commit_student(parts.student, parts.run_dir, state.round)
-    write_json(parts.run_dir / "policy.json", parts.policy.state_dict())
+        _commit_checkpoint(parts.student, parts.policy.state_dict(), parts.run_dir, state.round)
     state.wall_s = parts.wall.drain_into(state.wall_s)
+    state.teacher_cache_rows = _cache_rows(parts)
     parts.ledger.sync()
     write_json(parts.run_dir / "state.json", state.to_json())
 
 
+def _cache_rows(parts: Parts) -> int | None:
+    """The teacher cache's newest row (None without a cache)."""
+    return parts.teacher.last_row() if hasattr(parts.teacher, "last_row") else None
+
+
 def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
     """Final test utility and full profile; ``summary.json``; the report where asked."""
-    config, run_dir, ledger, say = parts.config, parts.run_dir, parts.ledger, parts.say
+    config, run_dir, ledger = parts.config, parts.run_dir, parts.ledger
     summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        return read_json(summary_path)
     ledger.truncate(lambda e: e.round != FINAL)
     with parts.wall("probe"):
         final_profile = parts.world.probe(parts.student, ledger, FINAL)
@@ -579,15 +670,36 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
     }
     ledger.close()
     write_json(summary_path, summary)
+    _report(parts)
+    _done(parts, summary)
+    return summary
+
+
+def _finished(parts: Parts) -> dict[str, Any]:
+    """Resuming a run that wrote its summary: only the report may be missing (a kill
+    between the two), nothing else is redone."""
+    summary = read_json(parts.run_dir / "summary.json")
+    if not (parts.run_dir / "report.html").exists():
+        _report(parts)
+    _done(parts, summary)
+    return summary
+
+
+def _report(parts: Parts) -> None:
+    """``report.html``, where the config asks for it."""
+    config = parts.config
     if config.run.report if config.run.report is not None else config.world.kind != "sim":
         try:
             from read_distill.report import write_report
 
-            say(f"[read-distill] report: {write_report([run_dir])}")
+            parts.say(f"[read-distill] report: {write_report([parts.run_dir])}")
         except Exception as e:  # noqa: BLE001 - a report bug must not fail a finished run
-            say(f"[read-distill] warning: report.html not written: {e}")
-    say(
-        f"[read-distill] done: utility {summary['initial_utility']:.2f} -> {final_utility:.2f}; "
-        f"spent {ledger.spent:,}/{ledger.budget_tokens:,} billable tokens; summary in {summary_path}"
+            parts.say(f"[read-distill] warning: report.html not written: {e}")
+
+
+def _done(parts: Parts, summary: dict[str, Any]) -> None:
+    parts.say(
+        f"[read-distill] done: utility {summary['initial_utility']:.2f} -> {summary['final_utility']:.2f}; "
+        f"spent {summary['ledger']['billable']:,}/{summary['budget_tokens']:,} billable tokens; "
+        f"summary in {parts.run_dir / 'summary.json'}"
     )
-    return summary

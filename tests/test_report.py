@@ -147,7 +147,7 @@ def test_unfinished_run_renders_with_an_incomplete_note(tmp_path):
 
 def test_run_dir_stopped_before_any_commit_still_renders(tmp_path):
     run_dir = _sim_run(tmp_path / "stopped", stop_after_round=1)
-    for name in ("state.json", "ledger.jsonl", "policy.json"):
+    for name in ("state.json", "ledger.jsonl"):
         (run_dir / name).unlink()
     shutil.rmtree(run_dir / "rounds")
     html = write_report([run_dir]).read_text()

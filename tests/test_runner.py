@@ -127,7 +127,7 @@ def test_resume_with_another_config_is_refused(world, tmp_path):
 def test_run_dir_layout(world, tmp_path):
     run(_config(world, "read", rounds=3), tmp_path / "r", world=_sized(world, 3), quiet=True)
     d = tmp_path / "r"
-    for name in ("config.yaml", "env.json", "ledger.jsonl", "state.json", "policy.json", "summary.json", "student/round.json"):
+    for name in ("config.yaml", "env.json", "ledger.jsonl", "state.json", "summary.json", "student/round.json", "student/policy.json"):
         assert (d / name).exists(), name
     # Rounds are numbered 1..n, as the console prints them.
     assert sorted(p.name for p in (d / "rounds").iterdir()) == ["0001", "0002", "0003"]
