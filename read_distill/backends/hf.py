@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,26 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(ids)
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One prompt's generation at the token level (what :func:`generate_tokens` returns)."""
+
+    prompt_ids: list[int]
+    #: Generated ids up to and including the first EOS (never padding).
+    token_ids: list[int]
+    #: ``token_ids`` decoded without special tokens (so without the EOS).
+    text: str
+    #: Whether generation ended at an EOS (else at ``max_new_tokens``).
+    stopped: bool
+    #: Per generated position, the top-k ``{token_id: logprob}`` (None when not asked).
+    top_logprobs: list[dict[int, float]] | None
+
+
 @torch.no_grad()
-def generate_batched(
+def generate_tokens(
     model: Any,
     tokenizer: Any,
-    prompts: list[str],
+    prompts: list[str] | list[list[int]],
     *,
     max_new_tokens: int,
     temperature: float = 0.0,
@@ -73,9 +89,10 @@ def generate_batched(
     top_logprobs: int = 0,
     batch_size: int = 16,
     seed: int = 0,
-) -> list[Generation]:
+) -> list[Completion]:
     """Complete ``prompts`` (greedy when ``temperature == 0``), in batches of similar length.
 
+    A prompt is a string (encoded with ``train.encode_prompt``) or its token ids as given.
     ``top_logprobs > 0`` records, per generated position, the k most likely ids of the
     model's own (untempered) distribution with their log-probs, plus the generated id when
     it is not among them (so a position holds k or k + 1 entries, as vLLM reports them).
@@ -88,7 +105,7 @@ def generate_batched(
 
     device = next(model.parameters()).device
     pad, eos = _pad_id(tokenizer), _eos_ids(model, tokenizer)
-    encoded = [train.encode_prompt(tokenizer, p) for p in prompts]
+    encoded = [list(p) if isinstance(p, list) else train.encode_prompt(tokenizer, p) for p in prompts]
     sampled = temperature > 0
     # Every knob is set: unset ones would be inherited from the model's generation_config.
     gen_config = GenerationConfig(
@@ -105,7 +122,7 @@ def generate_batched(
         return_dict_in_generate=True,
     )
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-    out: list[Generation] = [None] * len(prompts)  # type: ignore[list-item]  # filled below
+    out: list[Completion] = [None] * len(prompts)  # type: ignore[list-item]  # filled below
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in chunk)
@@ -124,14 +141,30 @@ def generate_batched(
             tokens = new[b]
             # Up to and including the first EOS; what follows is padding of a finished row.
             end = next((k + 1 for k, t in enumerate(tokens) if t in eos), len(tokens))
-            text_ids = tokens[: end - 1] if end and tokens[end - 1] in eos else tokens[:end]
-            out[i] = Generation(
-                text=tokenizer.decode(text_ids, skip_special_tokens=True),
-                prompt_tokens=len(encoded[i]),
-                completion_tokens=end,
+            stopped = bool(end) and tokens[end - 1] in eos
+            out[i] = Completion(
+                prompt_ids=encoded[i],
+                token_ids=tokens[:end],
+                text=tokenizer.decode(tokens[: end - 1] if stopped else tokens[:end], skip_special_tokens=True),
+                stopped=stopped,
                 top_logprobs=None if tops is None else [tops[k][b] for k in range(end)],
             )
     return out
+
+
+def generate_batched(model: Any, tokenizer: Any, prompts: list[str], **options: Any) -> list[Generation]:
+    """:func:`generate_tokens` as the ``Teacher`` protocol reports it: text and true token
+    counts (the prompt's ids, BOS included where the tokenizer adds it; the generated ids
+    through the first EOS)."""
+    return [
+        Generation(
+            text=c.text,
+            prompt_tokens=len(c.prompt_ids),
+            completion_tokens=len(c.token_ids),
+            top_logprobs=c.top_logprobs,
+        )
+        for c in generate_tokens(model, tokenizer, prompts, **options)
+    ]
 
 
 def _top_logprobs(logits: tuple[torch.Tensor, ...], chosen: torch.Tensor, k: int) -> list[list[dict[int, float]]]:
@@ -152,6 +185,41 @@ def _top_logprobs(logits: tuple[torch.Tensor, ...], chosen: torch.Tensor, k: int
             dist.setdefault(c, clp)
             rows.append(dist)
         out.append(rows)
+    return out
+
+
+@torch.no_grad()
+def prompt_logprobs(
+    model: Any, tokenizer: Any, sequences: list[list[int]], *, top_logprobs: int, batch_size: int = 16
+) -> list[list[dict[int, float]]]:
+    """Per sequence and position t >= 1, the ``top_logprobs`` most likely ids for token t
+    given tokens before it, with their log-probs, plus token t's own (what an
+    OpenAI-compatible server's ``echo`` reports for a prompt). One forward pass per batch."""
+    device = next(model.parameters()).device
+    pad = _pad_id(tokenizer)
+    out: list[list[dict[int, float]]] = [[] for _ in sequences]
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(sequences[i]) for i in chunk)
+        # Right padding: position t attends to the same tokens as without padding.
+        ids = torch.tensor([sequences[i] + [pad] * (width - len(sequences[i])) for i in chunk], device=device)
+        mask = torch.tensor([[1] * len(sequences[i]) + [0] * (width - len(sequences[i])) for i in chunk], device=device)
+        logprobs = F.log_softmax(model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float(), dim=-1)
+        for b, i in enumerate(chunk):
+            n = len(sequences[i])
+            if n < 2:
+                continue
+            lp = logprobs[b, : n - 1]
+            actual = ids[b, 1:n]
+            values, indices = lp.topk(min(top_logprobs, lp.shape[-1]), dim=-1)
+            picked = lp.gather(1, actual[:, None])[:, 0]
+            for row_ids, row_lps, c, clp in zip(
+                indices.tolist(), values.tolist(), actual.tolist(), picked.tolist(), strict=True
+            ):
+                dist = dict(zip(row_ids, row_lps, strict=True))
+                dist.setdefault(c, clp)
+                out[i].append(dist)
     return out
 
 
