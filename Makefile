@@ -10,7 +10,7 @@ $(BIN)/read-distill: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The pinned CPU wheel first: any other torch spec may pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,serve]"
 	touch $@
 
 .venv: $(BIN)/read-distill

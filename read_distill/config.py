@@ -171,6 +171,19 @@ class WorldConfig(_Section):
     probe_scoring: Literal["graded", "teacher_logprob"] = Field(
         "graded", description="hf: probe with gradable templates, or score every template by log-prob of the teacher's answer."
     )
+    teacher_url: str | None = Field(
+        None, description="micro/hf: base URL of an OpenAI-compatible server of the teacher (e.g. http://127.0.0.1:8000/v1); given, the teacher is called over HTTP instead of loaded."
+    )
+    teacher_model: str | None = Field(None, description="teacher_url: the model name the server serves (vLLM: the path given to `vllm serve`).")
+    teacher_api: Literal["completions", "chat"] = Field(
+        "completions", description="teacher_url: the completions endpoint (prompt as given) or chat completions (prompt as one user message)."
+    )
+    teacher_api_key_env: str | None = Field(
+        None, description="teacher_url: environment variable holding the API key (read at run time, never written); none for local servers."
+    )
+    teacher_concurrency: int = Field(16, ge=1, description="teacher_url: requests in flight at once.")
+    teacher_timeout: float = Field(600.0, gt=0, description="teacher_url: seconds before a request is abandoned (and retried).")
+    teacher_max_retries: int = Field(5, ge=0, description="teacher_url: retries of a request after a timeout, 429 or 5xx, with exponential backoff.")
 
 
 class TaskConfig(_Section):
@@ -314,6 +327,32 @@ def _check_names(config: Config, source: str) -> None:
         )
 
 
+def _check_served_teacher(config: Config, source: str) -> None:
+    """A served teacher's settings: an http(s) URL and a model name, a world with real
+    models, and an objective that needs only what a server returns (recorded top-k)."""
+    from urllib.parse import urlsplit
+
+    wc, tc = config.world, config.train
+    if wc.teacher_url is None:
+        if wc.teacher_model is not None:
+            raise ConfigError(f"{source}: world.teacher_model: only used with world.teacher_url; give the server's base URL too")
+        return
+    url = urlsplit(wc.teacher_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ConfigError(f"{source}: world.teacher_url: expected an http(s) base URL such as http://127.0.0.1:8000/v1, got {wc.teacher_url!r}")
+    if not wc.teacher_model:
+        raise ConfigError(f"{source}: world.teacher_model: required with world.teacher_url; give the model name the server serves")
+    if wc.kind == "sim":
+        raise ConfigError(f"{source}: world.teacher_url: world.kind=sim has no teacher model; use world.kind=micro or hf")
+    if tc.objective == "kd" and tc.signal != "logit":
+        raise ConfigError(
+            f"{source}: train.signal={tc.signal} with train.objective=kd needs the teacher's full distribution, which a served "
+            "teacher does not give; use train.signal=logit with generation.top_logprobs > 0"
+        )
+    if tc.signal == "logit" and config.generation.top_logprobs == 0:
+        raise ConfigError(f"{source}: generation.top_logprobs: train.signal=logit with a served teacher needs the recorded top-k; expected > 0 (vLLM allows up to --max-logprobs, default 20)")
+
+
 def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML file at ``path``, then ``key=value`` overrides."""
     tree: dict[str, Any] = {}
@@ -332,6 +371,7 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
     except ValidationError as e:
         raise ConfigError(describe_errors(e.errors(), source)) from None
     _check_names(config, source)
+    _check_served_teacher(config, source)
     return config
 
 

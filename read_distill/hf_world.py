@@ -55,7 +55,7 @@ class ModelWorld:
         config: Config,
         *,
         card: TaskCard,
-        teacher_dir: str | Path,
+        teacher_dir: str | Path | None,
         teacher_name: str,
         student_dir: str | Path,
         draw: Draw,
@@ -68,8 +68,6 @@ class ModelWorld:
     ) -> None:
         from transformers import AutoTokenizer
 
-        from read_distill.backends.hf import HFTeacher
-
         self.config = config
         self.capabilities = tuple(config.capabilities)
         self.card = card
@@ -79,10 +77,7 @@ class ModelWorld:
         self.max_new_tokens = max_new_tokens
         self.replay = replay
         self._student_dir, self._dtype, self._device = student_dir, dtype, device
-        self._teacher = HFTeacher.from_pretrained(
-            teacher_dir, name=teacher_name, dtype=dtype, device=device,
-            batch_size=config.generation.batch_size, seed=config.run.seed,
-        )
+        self._teacher = load_teacher(config, teacher_dir, teacher_name, dtype, device)
         # Probe and evaluation costs are counted in the student's tokens: it does that work.
         self.tokenizer = AutoTokenizer.from_pretrained(str(student_dir))
         self._answered_suite: dict[str, list[Item]] | None = None
@@ -98,11 +93,13 @@ class ModelWorld:
         return self._teacher
 
     def student(self, seed: int) -> Student:
-        """A fresh copy of S0; it gets the teacher's model when the objective needs its distributions."""
-        from read_distill.backends.hf import HFStudent
+        """A fresh copy of S0; it gets the teacher's model when the objective needs its
+        distributions and the teacher is in-process (a served one gives recorded top-k only)."""
+        from read_distill.backends.hf import HFStudent, HFTeacher
 
         train = self.config.train
-        kd_teacher = self._teacher if train.signal == "logit" or train.objective == "kd" else None
+        needs = train.signal == "logit" or train.objective == "kd"
+        kd_teacher = self._teacher if needs and isinstance(self._teacher, HFTeacher) else None
         return HFStudent.from_pretrained(
             self._student_dir, config=train, teacher=kd_teacher, seed=seed, dtype=self._dtype, device=self._device, quiet=True
         )
@@ -160,6 +157,20 @@ class ModelWorld:
         return self._answered_suite
 
 
+def load_teacher(config: Config, teacher_dir: str | Path | None, name: str, dtype: str, device: str) -> Any:
+    """The run's teacher: the server at ``world.teacher_url`` when one is given (its name
+    then says endpoint and model), else the model at ``teacher_dir``, loaded once."""
+    if config.world.teacher_url is not None:
+        from read_distill.backends.openai_api import OpenAITeacher
+
+        return OpenAITeacher.from_config(config.world, seed=config.run.seed)
+    from read_distill.backends.hf import HFTeacher
+
+    return HFTeacher.from_pretrained(
+        teacher_dir, name=name, dtype=dtype, device=device, batch_size=config.generation.batch_size, seed=config.run.seed
+    )
+
+
 def ungraded(item: Item, reference: str = "") -> Item:
     """``item`` scored by log-prob of ``reference`` (the teacher's answer, filled in on the
     first probe): an empty grader name selects that fallback."""
@@ -191,12 +202,13 @@ def template_suite(config: Config, source: Any) -> dict[str, list[Item]]:
 
 
 def check_models(config: Config) -> None:
-    """``world.teacher`` and ``world.student`` are given, and a local path is a model directory.
+    """``world.teacher`` (unless served) and ``world.student`` are given, and a local path is a model directory.
 
     A value that is not a path (absolute, ``./``, ``../``, ``~``) nor an existing file is a
     hub id, which only loading can check.
     """
-    for field in ("teacher", "student"):
+    # A served teacher (world.teacher_url) needs no local one.
+    for field in ("student",) if config.world.teacher_url else ("teacher", "student"):
         ref = getattr(config.world, field)
         if not ref:
             raise ConfigError(

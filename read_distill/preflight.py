@@ -8,6 +8,9 @@ Field types and names inside the config itself are checked by ``load_config``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 from read_distill.config import Config, ConfigError
 from read_distill.tasks import card_requirement, load_card
 
@@ -19,6 +22,11 @@ def check_inputs(config: Config) -> None:
     environment (milliseconds); loads no model and writes nothing.
     """
     kind = config.world.kind
+    key_env = config.world.teacher_api_key_env
+    if config.world.teacher_url is not None and importlib.util.find_spec("openai") is None:
+        raise ConfigError("world.teacher_url: a served teacher needs the openai client; pip install 'read-distill[serve]'")
+    if config.world.teacher_url is not None and key_env and not os.environ.get(key_env):
+        raise ConfigError(f"world.teacher_api_key_env: the environment variable {key_env} is not set; export the API key there")
     # Only the micro-world has a replay mixture (its student's own pretraining data).
     if config.train.replay_frac > 0 and kind != "micro":
         raise ConfigError(f"train.replay_frac: world.kind={kind} has no replay mixture; set train.replay_frac=0")
