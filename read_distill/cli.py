@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list runs and their status")
     ls.add_argument("root", nargs="?", type=Path, default=Path("runs"))
 
+    srv = sub.add_parser("serve-teacher", help="serve a local causal LM over an OpenAI-compatible API (the serve extra)")
+    srv.add_argument("model_dir", help="a directory save_pretrained wrote (e.g. `world info --json`'s teacher.path)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--batch-size", type=int, default=32, help="prompts per forward pass")
+
     world = sub.add_parser("world", help="the embedded micro-world: build | info [--json]", add_help=False)
     world.add_argument("args", nargs=argparse.REMAINDER, help="see `read-distill world --help`")
     return p
@@ -118,13 +124,33 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _world(args: argparse.Namespace) -> int:
+    rest = args.args[1:] if args.args[:1] == ["--"] else args.args
+    if rest[:1] == ["info"]:
+        from read_distill.world.info import main as info_main
+
+        return info_main(rest[1:])
     from read_distill.world.build import main as world_main
 
-    rest = args.args[1:] if args.args[:1] == ["--"] else args.args
     return world_main(rest)
 
 
-COMMANDS = {"run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world}
+def _serve_teacher(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if not (Path(args.model_dir) / "config.json").is_file():
+        raise ConfigError(f"{args.model_dir}: not a model directory (no config.json); expected a directory save_pretrained wrote")
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise ConfigError("serve-teacher needs FastAPI and uvicorn; pip install 'read-distill[serve]'")
+    from read_distill.serve.app import serve
+
+    serve(args.model_dir, args.host, args.port, args.batch_size)
+    return 0
+
+
+COMMANDS = {
+    "run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world,
+    "serve-teacher": _serve_teacher,
+}
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
