@@ -6,71 +6,11 @@ import json
 import sqlite3
 
 import pytest
-import yaml
 
 from read_distill.config import Config, ConfigError
 from read_distill.types import CAPABILITIES
 
 pytestmark = pytest.mark.tiny
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Teacher (2 layers) and student (1 layer) directories sharing a BPE tokenizer trained
-    on prompts of the shipped template pools."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from read_distill.templates import load_pools
-
-    root = tmp_path_factory.mktemp("hf-models")
-    texts = [t.instantiate(s, d).prompt for t in load_pools() for s, d in ((0, "easy"), (1, "hard"))]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1024, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    bpe.train_from_iterator(texts, trainer)
-    bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bpe.token_to_id("<s>"))])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-    out = {}
-    for role, layers, seed in (("teacher", 2, 1), ("student", 1, 2)):
-        torch.manual_seed(seed)
-        config = LlamaConfig(
-            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2,
-            num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=True,
-            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        )
-        model = LlamaForCausalLM(config)
-        model.generation_config.pad_token_id = tok.pad_token_id
-        model.save_pretrained(root / role)
-        tok.save_pretrained(root / role)
-        out[role] = str(root / role)
-    return out
-
-
-@pytest.fixture(scope="module")
-def card(tmp_path_factory):
-    """A tiny JSONL task card: arithmetic tool calls."""
-    root = tmp_path_factory.mktemp("card")
-    rows = {
-        "dev": [("Call add for 2 and 3.", "add(a=2, b=3)"), ("Call add for 4 and 1.", "add(a=4, b=1)")],
-        "test": [("Call add for 7 and 5.", "add(a=7, b=5)"), ("Call add for 1 and 9.", "add(a=1, b=9)"), ("Call add for 6 and 6.", "add(a=6, b=6)")],
-    }
-    for split, pairs in rows.items():
-        (root / f"{split}.jsonl").write_text("".join(json.dumps({"prompt": p, "answer": a, "grader": "tool_call"}) + "\n" for p, a in pairs))
-    card = {
-        "name": "tiny_add",
-        "description": "Turn an addition request into a tool call.",
-        "requirement": {"tool_use": 0.6, "math": 0.4},
-        "metric": "tool_call",
-        "data": {"dev": "dev.jsonl", "test": "test.jsonl"},
-    }
-    path = root / "card.yaml"
-    path.write_text(yaml.safe_dump(card))
-    return str(path)
 
 
 def _config(models, card, **world) -> Config:
