@@ -15,7 +15,7 @@ import pytest
 
 from read_distill.config import PolicyConfig
 from read_distill.policies import POLICIES, make_policy
-from read_distill.policies.actions import candidate_actions
+from read_distill.policies.actions import candidate_actions, normalise
 from read_distill.policies.read import ReadPolicy
 from read_distill.types import Context, PilotResult
 
@@ -241,6 +241,39 @@ def test_read_keeps_the_share_of_the_capability_the_task_answers_in():
         assert choice[0] > R[0], (answer, choice)
         if not answer:
             assert choice[2] == 0.0, choice
+
+
+def test_read_explores_only_where_the_model_expects_at_least_r():
+    """A model whose members agree that r gains 5 points on each needed capability and
+    disagree wildly about every other candidate (mean below r, large spread): the bonus
+    alone would pick a spread-out candidate; read keeps r. With one candidate expected to
+    beat r, read takes it."""
+
+    class Model:
+        def __init__(self, better):
+            self.better = better
+
+        def predict(self, cand, z, spent):
+            j, m, c_out = 5, len(cand), 3
+            out = np.empty((j, m, c_out))
+            for k, w in enumerate(cand):
+                if np.allclose(w, normalise(R)):
+                    out[:, k] = 5.0
+                elif self.better is not None and np.allclose(w, self.better):
+                    out[:, k] = 6.0
+                else:
+                    out[:, k] = np.array([-20.0, 25.0, -20.0, 25.0, -20.0])[:, None]
+            return out
+
+    ctx = _context(np.full(4, 30.0), 1.0, R, np.zeros(4), 1.0)
+    actions = candidate_actions(R, R)
+    policy = ReadPolicy(CAPS, R, _config(kappa=3.0))
+    policy.history = [{"pilot": False}] * 3  # past the warm-up
+    policy._fit = lambda context, rng: Model(None)
+    assert policy.select(ctx, actions, np.random.default_rng(0)) == normalise(R)
+    other = next(c for c in policy._candidates(ctx, actions) if not np.allclose(c, normalise(R)))
+    policy._fit = lambda context, rng: Model(other)
+    assert policy.select(ctx, actions, np.random.default_rng(0)) == other
 
 
 def test_read_candidates_cover_every_needed_capability_and_r():

@@ -71,6 +71,10 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   the whole profile can fall in round 1 and recover over the next rounds). The first
   round after them still plays r: with the prior above it identifies every needed
   capability's self-gain at once.
+* **Deviations are earned.** The UCB argmax runs only over the candidates whose predicted
+  reward, averaged over members of (reward - reward of r), is at least 0: the requirement
+  mix (``task_static``) is the default, and the bonus does not explore into allocations
+  the model expects to do worse than it.
 * **Exploration.** kappa starts at ``config.kappa`` and is multiplied by
   ``config.kappa_decay`` whenever a dev checkpoint shows no improvement; the bonus is
   further scaled by the remaining budget fraction b/B, because information bought late
@@ -371,7 +375,12 @@ class ReadPolicy:
         delta = np.clip(model.predict(cand, z, spent), -s, 100.0 - s)
         values = self._rewards(delta)  # (J, M)
         mu, sigma = values.mean(axis=0), values.std(axis=0)
-        best = int(np.argmax(mu + kappa * sigma))
+        # The requirement mix is the default a deviation must earn: the bonus explores only
+        # among candidates the ensemble expects, member by member against r, to do at least
+        # as well as r (docs/method.md §9, "Deviations from r are earned").
+        base = candidates.index(normalise(self.requirement))
+        eligible = (values - values[:, [base]]).mean(axis=0) >= 0.0
+        best = int(np.argmax(np.where(eligible, mu + kappa * sigma, -np.inf)))
         self.info = {
             "warmup": warmup,
             "designed": False,
