@@ -26,7 +26,7 @@ from read_distill.graders import GRADERS
 from read_distill.tasks import TaskCard
 from read_distill.types import CAPABILITIES
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 _runs = itertools.count()
 
 
