@@ -1,5 +1,5 @@
-"""Property tests: whatever is wrong with a dotted override, a task card or a JSONL task
-file, ``validate`` and ``run`` both end in exit 2 with the same single line on stderr, no
+"""Property tests: whatever is wrong with a dotted override, a config file, a task card or a
+JSONL task file, ``validate`` and ``run`` both end in exit 2 with the same single line on stderr, no
 traceback, and nothing on disk changed (no run directory created).
 
 The CLI is called in-process through ``main``; examples are few enough for the file to
@@ -91,6 +91,52 @@ def test_any_override_is_accepted_or_refused_in_one_line_before_work(tmp_path_fa
         assert out == f"{config}: ok\n" and err == ""
     else:
         _assert_rejected_before_work(root, config, overrides)
+
+
+# -- config files ----------------------------------------------------------------------------
+BASE_CONFIG = {"world": {"kind": "sim"}, "run": {"rounds": "2"}, "budget": {"total_tokens": "20000"}}
+
+
+def _config_text(settings: list[tuple[str, str]]) -> bytes:
+    """A config file: the base with each (dotted key, YAML scalar text) set in place, so a
+    key of the base's sections is changed, not given twice."""
+    tree = json.loads(json.dumps(BASE_CONFIG))
+    for key, value in settings:
+        node, *path = tree, *key.split(".")
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+
+    def render(v) -> str:
+        return "{" + ", ".join(f"{k}: {render(x)}" for k, x in v.items()) + "}" if isinstance(v, dict) else v
+
+    return "".join(f"{k}: {render(v)}\n" for k, v in tree.items()).encode("utf-8", "surrogateescape")
+
+
+CONFIG_TEXT = st.one_of(
+    st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=3).map(_config_text),
+    st.binary(max_size=40),
+    st.sampled_from([b"", b"- 1\n- 2\n", b"just text\n", b"run: {rounds: 2}\nrun: {rounds: 3}\n", b"world: {kind: sim\n", b"\xff\xfe"]),
+)
+
+
+@SETTINGS
+@given(text=CONFIG_TEXT)
+def test_any_config_file_is_accepted_or_refused_in_one_line_before_work(tmp_path_factory, text):
+    """A config file with any keys, values or bytes: ``validate`` says ok, or it and ``run``
+    refuse in one identical line (exit 2, no traceback) and nothing on disk changes."""
+    root = tmp_path_factory.mktemp("config")
+    config = root / "config.yaml"
+    config.write_bytes(text)
+    before = _snapshot(root)
+    rc, out, err = _cli(["validate", str(config)])
+    assert _snapshot(root) == before
+    if rc == 0:
+        assert out == f"{config}: ok\n" and err == ""
+    else:
+        _assert_rejected_before_work(root, config, [])
 
 
 # -- task cards --------------------------------------------------------------------------------
