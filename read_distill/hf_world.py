@@ -217,6 +217,26 @@ def check_models(config: Config) -> None:
             )
         if (ref.startswith(("/", "./", "../", "~")) or Path(ref).exists()) and not (Path(ref) / "config.json").is_file():
             raise ConfigError(f"world.{field}: {ref} is not a model directory (no config.json); expected a directory save_pretrained wrote, or a hub id")
+    if config.train.signal == "logit" or config.train.objective == "kd":
+        check_shared_vocabulary(config)
+
+
+def check_shared_vocabulary(config: Config) -> None:
+    """Logit KD compares the teacher's and the student's distributions token by token, so
+    both must use one vocabulary; text SFT does not need it. Checked from the tokenizer
+    files of local model directories (a hub id or a served teacher only loading can check)."""
+    teacher, student = config.world.teacher, config.world.student
+    if config.world.teacher_url or not all(ref and (Path(ref) / "tokenizer_config.json").is_file() for ref in (teacher, student)):
+        return
+    from transformers import AutoTokenizer
+
+    t_tok, s_tok = AutoTokenizer.from_pretrained(teacher), AutoTokenizer.from_pretrained(student)
+    if t_tok.get_vocab() != s_tok.get_vocab():
+        raise ConfigError(
+            f"train.signal={config.train.signal}, train.objective={config.train.objective}: the teacher's tokenizer "
+            f"({teacher}, {len(t_tok)} tokens) and the student's ({student}, {len(s_tok)} tokens) differ, and logit KD "
+            "needs one vocabulary; text SFT works across tokenizers: train.signal=cot (or resp) with train.objective=sft"
+        )
 
 
 def template_source(config: Config) -> Any:

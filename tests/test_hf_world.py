@@ -90,3 +90,31 @@ def test_answer_form_is_the_one_needed_capability_graded_like_the_task(models, c
     assert [c for c, a in zip(caps, form, strict=True) if a] == ["tool_use"]
     assert make_world(_config(models, card, probe_scoring="teacher_logprob")).answer_form(r) == ()
     assert make_world(_config(models, card)).answer_form(tuple(float(c == "math") for c in caps)) == ()
+
+
+def test_logit_kd_across_two_vocabularies_stops_before_anything_is_created(models, card, tmp_path, capsys):
+    """A student whose tokenizer differs from the teacher's: logit KD is refused in one line
+    naming both tokenizers, before a run directory exists; text SFT is accepted."""
+    import shutil
+
+    import yaml
+    from transformers import AutoTokenizer
+
+    from read_distill.cli import main
+
+    student = tmp_path / "other-student"
+    shutil.copytree(models["student"], student)
+    tok = AutoTokenizer.from_pretrained(student)
+    tok.add_tokens(["<extra>"])
+    tok.save_pretrained(student)
+    raw = _config(models, card).model_dump(mode="json", exclude_defaults=True)
+    raw["world"]["student"] = str(student)
+    path = tmp_path / "config.yaml"
+    for train, rc in (({"signal": "logit", "objective": "kd"}, 2), ({"signal": "cot", "objective": "sft"}, 0)):
+        path.write_text(yaml.safe_dump({**raw, "train": {**raw.get("train", {}), **train}}))
+        assert main(["validate", str(path)]) == rc
+        err = capsys.readouterr().err
+        if rc == 2:
+            assert err.count("\n") == 1 and "train.signal=logit" in err and str(student) in err and models["teacher"] in err, err
+            assert main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
+            assert not (tmp_path / "run").exists()
