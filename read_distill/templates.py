@@ -44,7 +44,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from read_distill.config import ConfigError
+from read_distill.config import ConfigError, read_input
 from read_distill.graders import GRADERS
 from read_distill.template_functions import FUNCTIONS
 from read_distill.types import DIFFICULTIES, Item
@@ -468,10 +468,8 @@ def parse_template(raw: Any, where: str) -> Template:
 def load_pool(path: Path | str) -> list[Template]:
     """The templates of one JSONL file (one template a line; blank lines skipped)."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such template pool") from None
+    # Lines end at "\n" only, as editors count them (a JSON string may hold U+2028).
+    lines = read_input(path, "template pool").split("\n")
     templates, seen = [], set()
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -271,3 +271,52 @@ def test_rows_with_an_empty_or_known_grader_validate(tmp_path, grader):
     config = _write_card(tmp_path, "none", {})
     (tmp_path / "dev.jsonl").write_text(json.dumps({"prompt": "p", "answer": "a", "grader": grader}) + "\n")
     assert _cli(["validate", str(config)])[0] == 0
+
+
+# -- template pools ----------------------------------------------------------------------------
+def _pool_rows() -> list[dict]:
+    from read_distill.templates import SHIPPED_POOLS
+
+    return [json.loads(line) for line in (SHIPPED_POOLS / "math.jsonl").read_text(encoding="utf-8").splitlines()[:3]]
+
+
+POOL_ROWS = _pool_rows()
+POOL_KEYS = sorted({k for row in POOL_ROWS for k in row})
+POOL_MUTATION = st.one_of(
+    st.tuples(st.just("missing"), st.sampled_from(POOL_KEYS)),
+    st.tuples(st.just("wrong type"), st.tuples(st.sampled_from(POOL_KEYS), NOT_A_STRING | st.dictionaries(st.text(max_size=4), NOT_A_STRING, max_size=2))),
+    st.tuples(st.just("unknown key"), st.text(min_size=1, max_size=8).filter(lambda k: k not in POOL_KEYS)),
+    st.tuples(st.just("line"), BAD_LINE),
+    st.tuples(st.just("duplicate id"), st.none()),
+)
+
+
+@SETTINGS
+@given(mutation=POOL_MUTATION, at=st.integers(min_value=0, max_value=2))
+def test_any_broken_template_pool_is_refused_in_one_line(tmp_path_factory, mutation, at):
+    """A template pool with a broken row loads, or is refused with one ConfigError line
+    naming the file and line; never another exception."""
+    from read_distill.config import ConfigError
+    from read_distill.templates import load_pools
+
+    root = tmp_path_factory.mktemp("pool")
+    what, arg = mutation
+    rows = [json.dumps(r).encode() for r in POOL_ROWS]
+    row = dict(POOL_ROWS[at])
+    if what == "missing":
+        row.pop(arg, None)
+    elif what == "wrong type":
+        row[arg[0]] = arg[1]
+    elif what == "unknown key":
+        row[arg] = 1
+    if what == "line":
+        rows[at] = arg
+    elif what == "duplicate id":
+        rows.append(rows[at])
+    else:
+        rows[at] = json.dumps(row).encode()
+    (root / "math.jsonl").write_bytes(b"\n".join(rows) + b"\n")
+    try:
+        load_pools(root)
+    except ConfigError as e:
+        assert "\n" not in str(e) and str(root / "math.jsonl") in str(e), str(e)
