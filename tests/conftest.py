@@ -90,3 +90,27 @@ def card(tmp_path_factory):
     path = root / "card.yaml"
     path.write_text(yaml.safe_dump(card))
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def hf_config(models, card):
+    """A builder of tiny HF-world configs over ``models`` and ``card`` (small budgets, CPU,
+    fp32); each keyword names a section whose keys update the base's."""
+    from read_distill.config import Config
+    from read_distill.types import CAPABILITIES
+
+    base = {
+        "run": {"name": "hf-tiny", "rounds": 2, "dev_every": 1},
+        "budget": {"total_tokens": 300},
+        "policy": {"name": "uniform"},
+        "generation": {"batch_size": 8, "max_new_tokens": dict.fromkeys(CAPABILITIES, 6)},
+        "train": {"batch_size": 4, "max_seq_tokens": 256, "micro_batch_tokens": 2048},
+        "probe": {"items_per_capability": 2},
+        "world": {"kind": "hf", "teacher": models["teacher"], "student": models["student"], "dtype": "float32", "device": "cpu"},
+        "task": {"card": card},
+    }
+
+    def build(**sections) -> Config:
+        return Config.model_validate({k: {**v, **sections.get(k, {})} for k, v in base.items()})
+
+    return build

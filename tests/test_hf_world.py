@@ -13,25 +13,10 @@ from read_distill.types import CAPABILITIES
 pytestmark = pytest.mark.tiny
 
 
-def _config(models, card, **world) -> Config:
-    return Config.model_validate(
-        {
-            "run": {"name": "hf-tiny", "rounds": 2, "dev_every": 1},
-            "budget": {"total_tokens": 300},
-            "policy": {"name": "uniform"},
-            "generation": {"batch_size": 8, "max_new_tokens": dict.fromkeys(CAPABILITIES, 6)},
-            "train": {"batch_size": 4, "max_seq_tokens": 256, "micro_batch_tokens": 2048},
-            "probe": {"items_per_capability": 2},
-            "world": {"kind": "hf", "teacher": models["teacher"], "student": models["student"], "dtype": "float32", "device": "cpu", **world},
-            "task": {"card": card},
-        }
-    )
-
-
-def test_run_two_rounds_with_hf_world(models, card, tmp_path):
+def test_run_two_rounds_with_hf_world(hf_config, models, card, tmp_path):
     from read_distill.runner import run
 
-    config = _config(models, card)
+    config = hf_config()
     summary = run(config, tmp_path / "run", quiet=True)
     assert (tmp_path / "run" / "summary.json").exists()
     assert 0 < summary["ledger"]["billable"] <= config.budget.total_tokens
@@ -45,12 +30,12 @@ def test_run_two_rounds_with_hf_world(models, card, tmp_path):
     assert examples and all(e["template"].startswith(e["capability"] + ".") for e in examples)
 
 
-def test_probe_scores_by_teacher_answer_and_keeps_it(models, card):
+def test_probe_scores_by_teacher_answer_and_keeps_it(hf_config, models, card):
     from read_distill.hf_world import make_world
     from read_distill.ledger import Ledger
     from read_distill.templates import prompt_hash
 
-    world = make_world(_config(models, card, probe_scoring="teacher_logprob"))
+    world = make_world(hf_config(world={"probe_scoring": "teacher_logprob"}))
     assert all(not it.answer and not it.grader for items in world.suite.values() for it in items)
     ledger = Ledger(None, 1)
     student = world.student(0)
@@ -78,7 +63,7 @@ def test_missing_models_are_config_errors(card):
         make_world(Config.model_validate({"world": {"kind": "hf", "teacher": "t", "student": "s", "template_dir": "/nonexistent"}}))
 
 
-def test_answer_form_is_the_one_needed_capability_graded_like_the_task(models, card):
+def test_answer_form_is_the_one_needed_capability_graded_like_the_task(hf_config, models, card):
     """The card's rows are graded as tool calls and only tool_use's probes are: tool_use is
     the task's answer form. Without graded probes, or with tool_use not needed, none is."""
     from read_distill.hf_world import make_world
@@ -86,13 +71,13 @@ def test_answer_form_is_the_one_needed_capability_graded_like_the_task(models, c
     caps = list(CAPABILITIES)
     need = {"tool_use": 0.6, "math": 0.4}
     r = tuple(need.get(c, 0.0) for c in caps)
-    form = make_world(_config(models, card)).answer_form(r)
+    form = make_world(hf_config()).answer_form(r)
     assert [c for c, a in zip(caps, form, strict=True) if a] == ["tool_use"]
-    assert make_world(_config(models, card, probe_scoring="teacher_logprob")).answer_form(r) == ()
-    assert make_world(_config(models, card)).answer_form(tuple(float(c == "math") for c in caps)) == ()
+    assert make_world(hf_config(world={"probe_scoring": "teacher_logprob"})).answer_form(r) == ()
+    assert make_world(hf_config()).answer_form(tuple(float(c == "math") for c in caps)) == ()
 
 
-def test_logit_kd_across_two_vocabularies_stops_before_anything_is_created(models, card, tmp_path, capsys):
+def test_logit_kd_across_two_vocabularies_stops_before_anything_is_created(hf_config, models, card, tmp_path, capsys):
     """A student whose tokenizer differs from the teacher's: logit KD is refused in one line
     naming both tokenizers, before a run directory exists; text SFT is accepted."""
     import shutil
@@ -107,7 +92,7 @@ def test_logit_kd_across_two_vocabularies_stops_before_anything_is_created(model
     tok = AutoTokenizer.from_pretrained(student)
     tok.add_tokens(["<extra>"])
     tok.save_pretrained(student)
-    raw = _config(models, card).model_dump(mode="json", exclude_defaults=True)
+    raw = hf_config().model_dump(mode="json", exclude_defaults=True)
     raw["world"]["student"] = str(student)
     path = tmp_path / "config.yaml"
     for train, rc in (({"signal": "logit", "objective": "kd"}, 2), ({"signal": "cot", "objective": "sft"}, 0)):

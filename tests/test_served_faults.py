@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from read_distill.config import Config
-from read_distill.types import CAPABILITIES
 
 pytestmark = pytest.mark.tiny
 
@@ -99,30 +98,22 @@ def flaky():
 MAX_RETRIES = 3
 
 
-def _config(models, card, url) -> Config:
-    return Config.model_validate(
-        {
-            "run": {"name": "flaky", "rounds": 3, "dev_every": 3},
-            "budget": {"total_tokens": 300},
-            "policy": {"name": "uniform"},
-            "generation": {"batch_size": 8, "max_new_tokens": dict.fromkeys(CAPABILITIES, 6)},
-            "train": {"batch_size": 4, "max_seq_tokens": 256, "micro_batch_tokens": 2048},
-            "probe": {"items_per_capability": 2},
-            "world": {
-                "kind": "hf", "student": models["student"], "dtype": "float32", "device": "cpu", "teacher_url": url,
-                "teacher_model": "stub", "teacher_timeout": 0.5, "teacher_max_retries": MAX_RETRIES,
-            },
-            "task": {"card": card},
-        }
+def _config(hf_config, url) -> Config:
+    return hf_config(
+        run={"name": "flaky", "rounds": 3, "dev_every": 3},
+        world={
+            "teacher": None, "teacher_url": url, "teacher_model": "stub", "teacher_timeout": 0.5,
+            "teacher_max_retries": MAX_RETRIES,
+        },
     )
 
 
-def test_a_run_survives_a_flaky_server_and_a_resume_pays_nothing_twice(models, card, flaky, tmp_path, monkeypatch):
+def test_a_run_survives_a_flaky_server_and_a_resume_pays_nothing_twice(hf_config, models, card, flaky, tmp_path, monkeypatch):
     from read_distill.backends.cache import CachedTeacher
     from read_distill.ledger import Ledger
     from read_distill.runner import run
 
-    config, d = _config(models, card, flaky.url), tmp_path / "run"
+    config, d = _config(hf_config, flaky.url), tmp_path / "run"
     run(config, d, quiet=True, stop_after_round=2)
     # Crash in round 3 right after its first teacher call returned (and was cached).
     generate = CachedTeacher.generate

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from read_distill.config import Config, ConfigError, load_config
-from read_distill.types import CAPABILITIES
 
 pytestmark = pytest.mark.tiny
 
@@ -50,19 +49,14 @@ def served(models):
     proc.wait(timeout=30)
 
 
-def _run_config(models, card, **world) -> Config:
+def _run_config(hf_config, **world) -> Config:
     """Three rounds of top-k KD (Logit-KD on 5 recorded log-probs per token)."""
-    return Config.model_validate(
-        {
-            "run": {"name": "served", "rounds": 3, "dev_every": 3},
-            "budget": {"total_tokens": 450},
-            "policy": {"name": "uniform"},
-            "generation": {"batch_size": 8, "max_new_tokens": dict.fromkeys(CAPABILITIES, 6), "top_logprobs": 5},
-            "train": {"batch_size": 4, "max_seq_tokens": 256, "micro_batch_tokens": 2048, "signal": "logit", "objective": "kd"},
-            "probe": {"items_per_capability": 2},
-            "world": {"kind": "hf", "teacher": models["teacher"], "student": models["student"], "dtype": "float32", "device": "cpu", **world},
-            "task": {"card": card},
-        }
+    return hf_config(
+        run={"name": "served", "rounds": 3, "dev_every": 3},
+        budget={"total_tokens": 450},
+        generation={"top_logprobs": 5},
+        train={"signal": "logit", "objective": "kd"},
+        world=world,
     )
 
 
@@ -74,7 +68,7 @@ def _rounds(run_dir: Path) -> list[tuple[list[dict], float]]:
     return out
 
 
-def test_distilling_through_the_server_equals_the_in_process_teacher(models, card, served, tmp_path, monkeypatch):
+def test_distilling_through_the_server_equals_the_in_process_teacher(hf_config, models, card, served, tmp_path, monkeypatch):
     """Same examples (greedy text, token counts, top-k records) and the same top-k KD loss
     in every round, and the same ledger.
 
@@ -94,8 +88,8 @@ def test_distilling_through_the_server_equals_the_in_process_teacher(models, car
 
     with monkeypatch.context() as patch:
         patch.setattr(ModelWorld, "student", without_teacher_model)
-        local = run(_run_config(models, card), tmp_path / "local", quiet=True)
-    remote = run(_run_config(models, card, teacher_url=served, teacher_model=models["teacher"]), tmp_path / "served", quiet=True)
+        local = run(_run_config(hf_config), tmp_path / "local", quiet=True)
+    remote = run(_run_config(hf_config, teacher_url=served, teacher_model=models["teacher"]), tmp_path / "served", quiet=True)
     assert remote["ledger"] == local["ledger"]
     rounds = list(zip(_rounds(tmp_path / "local"), _rounds(tmp_path / "served"), strict=True))
     assert len(rounds) == 3
