@@ -60,10 +60,13 @@ def test_compare_writes_table_with_p_values(tmp_path, capsys):
     assert main(["compare", str(cfg), "--policies", "read", "uniform", "--seeds", "0", "1", "2", "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "comparison.json").read_text())
     assert set(result["results"]) == {"read", "uniform"}
-    p = result["results"]["uniform"]["welch_vs_read"]["p"]
-    assert 0.0 <= p <= 1.0
+    tests = result["results"]["uniform"]["vs_read"]
+    for kind in ("welch", "paired"):
+        assert 0.0 <= tests[kind]["p"] <= tests[kind]["p_holm"] <= 1.0
+    read, uniform = (result["results"][p]["final_utility"]["values"] for p in ("read", "uniform"))
+    assert tests["paired"]["diff"] == pytest.approx(sum(read) / 3 - sum(uniform) / 3)
     table = (out / "comparison.md").read_text()
-    assert "| uniform |" in table and "p (vs read)" in table
+    assert "| uniform |" in table and "p paired (Holm)" in table
 
 
 def test_typo_in_policy_name_exits_2_before_creating_anything(tmp_path, capsys):

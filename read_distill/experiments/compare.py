@@ -1,5 +1,6 @@
 """Policies × seeds at equal budget, same world: ``comparison.json`` and a Markdown table
-with mean ± std and Welch t-tests of every policy against ``read``."""
+with mean ± std and, for every policy against ``read``, the difference with its interval
+and Welch and paired tests, Holm-corrected across the table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from read_distill.config import Config
+from read_distill.experiments.statistics import holm, paired, welch
 from read_distill.rewards import essential
 from read_distill.store import read_json, write_json, write_text
 
@@ -20,16 +22,6 @@ def _with(config: Config, policy: str, seed: int) -> Config:
             "run": config.run.model_copy(update={"seed": seed}),
         }
     )
-
-
-def welch(a: list[float], b: list[float]) -> tuple[float, float]:
-    """Welch's t statistic and two-sided p-value (nan when either side is degenerate)."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
-        return float("nan"), float("nan")
-    res = stats.ttest_ind(a, b, equal_var=False)
-    return float(res.statistic), float(res.pvalue)
 
 
 def run_metrics(summary: dict[str, Any], requirement: tuple[float, ...], top_k: int) -> dict[str, float]:
@@ -77,22 +69,38 @@ def compare(config: Config, policies: list[str], seeds: list[int], out: Path, qu
     metrics = ["final_utility", "utility_gain", "on_target_change", "off_target_change", "profile_mean"]
     table: dict[str, dict[str, Any]] = {}
     for policy, rows in runs.items():
-        entry: dict[str, Any] = {}
+        table[policy] = {}
         for m in metrics:
             values = [r[m] for r in rows]
-            entry[m] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
-        if "read" in runs and policy != "read":
-            t, p = welch([r["final_utility"] for r in runs["read"]], [r["final_utility"] for r in rows])
-            entry["welch_vs_read"] = {"t": t, "p": p}
-        table[policy] = entry
-    md = ["| policy | final utility | utility gain | on-target Δ | off-target Δ | p (vs read) |", "|---|---|---|---|---|---|"]
+            table[policy][m] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
+    others = [p for p in runs if p != "read"] if "read" in runs else []
+    base = [r["final_utility"] for r in runs.get("read", [])]
+    for policy in others:
+        values = [r["final_utility"] for r in runs[policy]]
+        table[policy]["vs_read"] = {"welch": welch(base, values), "paired": paired(base, values)}
+    # One family per test: every policy against read in this table.
+    for kind in ("welch", "paired"):
+        for policy, p in zip(others, holm([table[o]["vs_read"][kind]["p"] for o in others]), strict=True):
+            table[policy]["vs_read"][kind]["p_holm"] = p
+    md = [
+        "| policy | final utility | read − policy (paired, 95 % CI) | p paired (Holm) | p Welch (Holm) | on-target Δ | off-target Δ |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for policy, e in table.items():
-        p = e.get("welch_vs_read", {}).get("p")
-        cells = [f"{e[m]['mean']:.2f} ± {e[m]['std']:.2f}" for m in metrics[:4]]
-        md.append(f"| {policy} | " + " | ".join(cells) + f" | {'—' if p is None else f'{p:.3g}'} |")
+        cells = [f"{e['final_utility']['mean']:.2f} ± {e['final_utility']['std']:.2f}"]
+        if "vs_read" in e:
+            pt, wt = e["vs_read"]["paired"], e["vs_read"]["welch"]
+            cells += [f"{pt['diff']:+.2f} [{pt['ci95'][0]:+.2f}, {pt['ci95'][1]:+.2f}]",
+                      f"{pt['p']:.3g} ({pt['p_holm']:.3g})", f"{wt['p']:.3g} ({wt['p_holm']:.3g})"]
+        else:
+            cells += ["—", "—", "—"]
+        cells += [f"{e[m]['mean']:.2f} ± {e[m]['std']:.2f}" for m in ("on_target_change", "off_target_change")]
+        md.append(f"| {policy} | " + " | ".join(cells) + " |")
     text = (
         f"{config.run.name}: budget {config.budget.total_tokens:,} tokens ({config.budget.unit}), "
-        f"{config.run.rounds} rounds, seeds {seeds}; mean ± std over seeds; Welch t-test on final utility.\n\n" + "\n".join(md)
+        f"{config.run.rounds} rounds, seeds {seeds}; mean ± std over seeds. Tests on final utility against read: "
+        "paired over seeds (every policy runs the same seeds) and Welch; p-values Holm-corrected across the table.\n\n"
+        + "\n".join(md)
     )
     result = {"config": config.model_dump(mode="json"), "policies": policies, "seeds": seeds, "results": table, "table": text}
     write_json(out / "comparison.json", result)
