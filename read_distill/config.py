@@ -191,6 +191,15 @@ class TaskConfig(_Section):
     requirement: dict[str, float] | None = Field(None, description="Manual requirement; overrides the card's.")
 
 
+class GraderConfig(_Section):
+    sandbox_fallback: bool = Field(
+        False,
+        description="Where model-written code cannot be isolated (namespaces need root and Linux >= 5.12), run it anyway "
+        "with process limits only: it can then reach the network, see other processes and write wherever its user may. "
+        "Default: do not run it; it is graded as a failure and a warning says why.",
+    )
+
+
 class Config(_Section):
     capabilities: tuple[str, ...] = Field(CAPABILITIES, description="The capabilities, in order.")
     run: RunConfig = RunConfig()
@@ -202,6 +211,7 @@ class Config(_Section):
     probe: ProbeConfig = ProbeConfig()
     world: WorldConfig = WorldConfig()
     task: TaskConfig = TaskConfig()
+    grader: GraderConfig = GraderConfig()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

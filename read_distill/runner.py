@@ -29,6 +29,7 @@ from read_distill import __version__
 from read_distill.backends.base import Student, World
 from read_distill.config import Config, ConfigError, dump_config
 from read_distill.generate import Generator
+from read_distill.graders.sandbox import allow_fallback
 from read_distill.ledger import Ledger, round_quota
 from read_distill.policies import make_policy
 from read_distill.policies.actions import candidate_actions
@@ -53,6 +54,7 @@ INITIAL, FINAL = 0, 10**6
 
 def make_world(config: Config) -> World:
     """The World named by ``config.world.kind``."""
+    allow_fallback(config.grader.sandbox_fallback)
     module, attr = WORLDS[config.world.kind].split(":")
     return getattr(importlib.import_module(module), attr)(config)
 

@@ -6,9 +6,10 @@ the model's raw text. Every grader first extracts the *final answer* from the co
 line; without a marker, the first non-empty line. The embedded world's teacher writes
 ``<rationale> #### <answer>``, so distilling its text trains exactly what is graded.
 
-Graders never import torch. ``code`` runs a snippet in a sandboxed subprocess (isolated
-interpreter, timeout, memory and CPU limits, no network by construction of the snippet
-runner) and compares its stdout with the answer.
+Graders never import torch. ``code`` runs a snippet in the sandbox of
+:mod:`read_distill.graders.sandbox` (own namespaces: no network, a read-only filesystem
+but for its /tmp, no view of other processes; limits that hold for root; killed whole at
+the timeout) and compares its stdout with the answer.
 """
 
 from __future__ import annotations
