@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from read_distill.config import ConfigError, load_config
-from read_distill.policies import POLICIES
+from read_distill.experiments.methods import METHODS
 
 EXIT_BAD_INPUT = 2
 
@@ -41,11 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("config")
     val.add_argument("overrides", nargs="*")
 
-    cmp_ = sub.add_parser("compare", help="policies x seeds at equal budget -> comparison.json + table")
+    cmp_ = sub.add_parser("compare", help="methods x seeds (x budgets) at equal budget -> comparison.json + tables")
     cmp_.add_argument("config")
     cmp_.add_argument("overrides", nargs="*")
-    cmp_.add_argument("--policies", nargs="+", choices=list(POLICIES), default=["read", "greedy", "uniform", "task_static", "exp3", "random"])
+    cmp_.add_argument("--methods", nargs="+", choices=list(METHODS), default=["read", "greedy", "uniform", "task_static", "exp3", "random"],
+                      metavar="METHOD", help=f"methods to run (default: read greedy uniform task_static exp3 random); one of {', '.join(METHODS)}")
     cmp_.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    cmp_.add_argument("--budgets", nargs="+", type=int, help="token budgets to run each method at (default: the config's budget.total_tokens)")
     cmp_.add_argument("--out", type=Path, help="output directory (default runs/compare-<name>-<time>)")
     cmp_.add_argument("--quiet", action="store_true")
 
@@ -99,8 +101,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     out = args.out or _default_dir(f"compare-{config.run.name}")
-    result = compare(config, args.policies, args.seeds, out, quiet=args.quiet)
-    print(result["table"])
+    result = compare(config, args.methods, args.seeds, out, budgets=args.budgets, quiet=args.quiet)
+    print(result["text"])
     print(f"\nwritten: {out / 'comparison.json'}, {out / 'comparison.md'}")
     return 0
 

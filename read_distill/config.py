@@ -188,7 +188,9 @@ class WorldConfig(_Section):
 
 class TaskConfig(_Section):
     card: str = Field("tool_math", description="Task card: a built-in name or a path to a YAML card.")
-    requirement: dict[str, float] | None = Field(None, description="Manual requirement; overrides the card's.")
+    requirement: dict[str, float] | Literal["uniform"] | None = Field(
+        None, description="Manual requirement (capability -> weight, or `uniform`); overrides the card's."
+    )
 
 
 class GraderConfig(_Section):
@@ -373,6 +375,15 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
         tree = loaded or {}
+    return _validated(tree, overrides, source)
+
+
+def with_overrides(config: Config, overrides: list[str] | tuple[str, ...], source: str) -> Config:
+    """``config`` with ``key=value`` overrides applied, checked as ``load_config`` checks."""
+    return _validated(config.model_dump(mode="json"), overrides, source)
+
+
+def _validated(tree: dict[str, Any], overrides: list[str] | tuple[str, ...], source: str) -> Config:
     _apply_overrides(tree, overrides)
     if overrides:
         source += " + overrides " + " ".join(repr(o) for o in overrides)

@@ -146,8 +146,13 @@ def requirement_vector(
     return tuple((1 - epsilon) * (c == declared) + epsilon / n for c in capabilities)
 
 
-def card_requirement(card: TaskCard, capabilities: tuple[str, ...], override: dict[str, float] | None = None) -> tuple[float, ...]:
-    """The requirement of ``card`` (or of ``override``, the config's manual vector)."""
+def card_requirement(
+    card: TaskCard, capabilities: tuple[str, ...], override: dict[str, float] | str | None = None
+) -> tuple[float, ...]:
+    """The requirement of ``card`` (or of ``override``, the config's manual vector; ``uniform``
+    weighs every capability alike: the ablation without identification)."""
+    if override == "uniform":
+        return tuple(1.0 / len(capabilities) for _ in capabilities)
     if override:
         return requirement_vector(capabilities, override, source="task.requirement")
     return requirement_vector(capabilities, card.requirement, card.capability, source=f"task card {card.name!r}")

@@ -57,13 +57,14 @@ def test_compare_writes_table_with_p_values(tmp_path, capsys):
     cfg = tmp_path / "sim.yaml"
     cfg.write_text("world: {kind: sim}\nrun: {rounds: 5}\nbudget: {total_tokens: 20000000}\n")
     out = tmp_path / "cmp"
-    assert main(["compare", str(cfg), "--policies", "read", "uniform", "--seeds", "0", "1", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["compare", str(cfg), "--methods", "read", "uniform", "--seeds", "0", "1", "2", "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "comparison.json").read_text())
-    assert set(result["results"]) == {"read", "uniform"}
-    tests = result["results"]["uniform"]["vs_read"]
+    (table,) = result["tables"]
+    assert table["budget"] == 20000000 and set(table["results"]) == {"read", "uniform"}
+    tests = table["results"]["uniform"]["vs_read"]
     for kind in ("welch", "paired"):
         assert 0.0 <= tests[kind]["p"] <= tests[kind]["p_holm"] <= 1.0
-    read, uniform = (result["results"][p]["final_utility"]["values"] for p in ("read", "uniform"))
+    read, uniform = (table["results"][p]["final_utility"]["values"] for p in ("read", "uniform"))
     assert tests["paired"]["diff"] == pytest.approx(sum(read) / 3 - sum(uniform) / 3)
     table = (out / "comparison.md").read_text()
     assert "| uniform |" in table and "p paired (Holm)" in table
@@ -79,7 +80,7 @@ def test_typo_in_policy_name_exits_2_before_creating_anything(tmp_path, capsys):
     assert "policy.name: unknown policy; expected one of read, greedy, uniform, task_static" in err
     assert not run_dir.exists()
     with pytest.raises(SystemExit) as e:
-        main(["compare", str(cfg), "--policies", "read", "unifrom"])
+        main(["compare", str(cfg), "--methods", "read", "unifrom"])
     assert e.value.code == 2
 
 
@@ -167,7 +168,7 @@ def test_overrides_may_stand_anywhere(tmp_path, capsys):
     summary = json.loads((d / "summary.json").read_text())
     assert summary["policy"] == "task_static" and summary["budget_tokens"] == 100000
     out = tmp_path / "cmp"
-    assert main(["compare", str(cfg), "--policies", "read", "uniform", "run.rounds=3", "--seeds", "0", "--out", str(out), "--quiet"]) == 0
+    assert main(["compare", str(cfg), "--methods", "read", "uniform", "run.rounds=3", "--seeds", "0", "--out", str(out), "--quiet"]) == 0
     assert json.loads((out / "comparison.json").read_text())["config"]["run"]["rounds"] == 3
     assert main(["validate", "run.seed=3", str(cfg)]) == 0
 

@@ -1,6 +1,7 @@
-"""Policies × seeds at equal budget, same world: ``comparison.json`` and a Markdown table
-with mean ± std and, for every policy against ``read``, the difference with its interval
-and Welch and paired tests, Holm-corrected across the table."""
+"""Methods × seeds × budgets, same world: ``comparison.json`` and Markdown tables (one per
+budget) with mean ± std and, for every method against ``read``, the difference with its
+interval and paired and Welch tests, Holm-corrected across the table; with several
+budgets, the equivalent-budget ratio."""
 
 from __future__ import annotations
 
@@ -10,18 +11,10 @@ from typing import Any
 import numpy as np
 
 from read_distill.config import Config
+from read_distill.experiments.methods import SINGLE_CAPABILITY, method_config
 from read_distill.experiments.statistics import holm, paired, welch
 from read_distill.rewards import essential
 from read_distill.store import read_json, write_json, write_text
-
-
-def _with(config: Config, policy: str, seed: int) -> Config:
-    return config.model_copy(
-        update={
-            "policy": config.policy.model_copy(update={"name": policy}),
-            "run": config.run.model_copy(update={"seed": seed}),
-        }
-    )
 
 
 def run_metrics(summary: dict[str, Any], requirement: tuple[float, ...], top_k: int) -> dict[str, float]:
@@ -39,54 +32,107 @@ def run_metrics(summary: dict[str, Any], requirement: tuple[float, ...], top_k: 
     }
 
 
-def compare(config: Config, policies: list[str], seeds: list[int], out: Path, quiet: bool = False, world=None) -> dict[str, Any]:
-    """Run every policy with every seed (resuming runs already in ``out``) and tabulate.
+def _task_card(config: Config, world) -> Any:
+    """The task card the comparison is judged on, without loading models: a simulated
+    world builds its card from its environment (cheap); the others read the named card."""
+    from read_distill.runner import make_world
+    from read_distill.tasks import load_card
 
-    Without a ``world`` the inputs are checked before ``out`` is created.
+    if world is not None:
+        return world.card
+    return make_world(config).card if config.world.kind == "sim" else load_card(config.task.card)
+
+
+def compare(
+    config: Config,
+    methods: list[str],
+    seeds: list[int],
+    out: Path,
+    budgets: list[int] | None = None,
+    quiet: bool = False,
+    world=None,
+) -> dict[str, Any]:
+    """Run every method × seed × budget (resuming runs already in ``out``) and tabulate.
+
+    Run dirs are ``out/<budget>/<method>/seed<seed>``. Every method's config is checked
+    before ``out`` is created. Without a ``world`` each method gets one built from its own
+    config on its first run (a method may change how the world's student trains).
     """
     from read_distill.preflight import check_inputs
     from read_distill.runner import make_world, run
     from read_distill.tasks import card_requirement
 
+    budgets = budgets or [config.budget.total_tokens]
+    configs = {(b, m, s): method_config(config, m, s, b) for b in budgets for m in methods for s in seeds}
     if world is None:
-        check_inputs(config)
-        world = make_world(config)
+        for m in methods:
+            check_inputs(configs[budgets[0], m, seeds[0]])
+    # On-target and off-target change are judged on the task's own requirement, also for
+    # a method (an ablation) that gives the policy another one.
+    requirement = card_requirement(_task_card(config, world), tuple(config.capabilities), config.task.requirement)
+    worlds = dict.fromkeys(methods, world) if world is not None else {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    requirement = card_requirement(world.card, world.capabilities, config.task.requirement)
-    runs: dict[str, list[dict[str, float]]] = {}
-    for policy in policies:
-        for seed in seeds:
-            run_dir = out / policy / f"seed{seed}"
-            summary_path = run_dir / "summary.json"
-            if summary_path.exists():
-                summary = read_json(summary_path)
-            else:
-                if not quiet:
-                    print(f"[compare] {policy} seed {seed}", flush=True)
-                summary = run(_with(config, policy, seed), run_dir, world=world, resume=(run_dir / "state.json").exists(), quiet=True)
-            runs.setdefault(policy, []).append(run_metrics(summary, requirement, config.reward.top_k))
+    tables = []
+    for budget in budgets:
+        runs: dict[str, list[dict[str, float]]] = {}
+        for method in methods:
+            for seed in seeds:
+                run_dir = out / str(budget) / method / f"seed{seed}"
+                if (run_dir / "summary.json").exists():
+                    summary = read_json(run_dir / "summary.json")
+                else:
+                    if not quiet:
+                        print(f"[compare] budget {budget:,}: {method} seed {seed}", flush=True)
+                    cfg = configs[budget, method, seed]
+                    if method not in worlds:
+                        worlds[method] = make_world(cfg)
+                    summary = run(cfg, run_dir, world=worlds[method], resume=(run_dir / "state.json").exists(), quiet=True)
+                runs.setdefault(method, []).append(run_metrics(summary, requirement, config.reward.top_k))
+        tables.append({"budget": budget, **tabulate(runs)})
+    single = [m for m in methods if m in SINGLE_CAPABILITY]
+    equivalent = equivalent_budget(tables, single) if "read" in methods and single and len(budgets) > 1 else None
+    header = (
+        f"{config.run.name}: {config.run.rounds} rounds, budget unit {config.budget.unit}, seeds {seeds}; mean ± std over "
+        "seeds. Tests on final utility against read: paired over seeds (every method runs the same seeds) and Welch; "
+        "p-values Holm-corrected within each budget's table."
+    )
+    parts = [header] + [f"### Budget {t['budget']:,} tokens\n\n{t['table']}" for t in tables]
+    if equivalent is not None:
+        parts.append(equivalent_text(equivalent))
+    text = "\n\n".join(parts)
+    result = {"config": config.model_dump(mode="json"), "methods": methods, "seeds": seeds, "budgets": budgets,
+              "tables": tables, "equivalent_budget": equivalent, "text": text}
+    write_json(out / "comparison.json", result)
+    write_text(out / "comparison.md", text + "\n")
+    return result
+
+
+def tabulate(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """Mean ± std of every metric per method, and every method against ``read``: the
+    difference with its interval, paired and Welch tests, each Holm-corrected across
+    the table. Returns ``{"results": ..., "table": Markdown}``."""
     metrics = ["final_utility", "utility_gain", "on_target_change", "off_target_change", "profile_mean"]
     table: dict[str, dict[str, Any]] = {}
-    for policy, rows in runs.items():
-        table[policy] = {}
+    for method, rows in runs.items():
+        table[method] = {}
         for m in metrics:
             values = [r[m] for r in rows]
-            table[policy][m] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
-    others = [p for p in runs if p != "read"] if "read" in runs else []
+            table[method][m] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
+    others = [m for m in runs if m != "read"] if "read" in runs else []
     base = [r["final_utility"] for r in runs.get("read", [])]
-    for policy in others:
-        values = [r["final_utility"] for r in runs[policy]]
-        table[policy]["vs_read"] = {"welch": welch(base, values), "paired": paired(base, values)}
-    # One family per test: every policy against read in this table.
+    for method in others:
+        values = [r["final_utility"] for r in runs[method]]
+        table[method]["vs_read"] = {"welch": welch(base, values), "paired": paired(base, values)}
+    # One family per test: every method against read in this table.
     for kind in ("welch", "paired"):
-        for policy, p in zip(others, holm([table[o]["vs_read"][kind]["p"] for o in others]), strict=True):
-            table[policy]["vs_read"][kind]["p_holm"] = p
+        for method, p in zip(others, holm([table[o]["vs_read"][kind]["p"] for o in others]), strict=True):
+            table[method]["vs_read"][kind]["p_holm"] = p
     md = [
-        "| policy | final utility | read − policy (paired, 95 % CI) | p paired (Holm) | p Welch (Holm) | on-target Δ | off-target Δ |",
+        "| method | final utility | read − method (paired, 95 % CI) | p paired (Holm) | p Welch (Holm) | on-target Δ | off-target Δ |",
         "|---|---|---|---|---|---|---|",
     ]
-    for policy, e in table.items():
+    for method, e in table.items():
         cells = [f"{e['final_utility']['mean']:.2f} ± {e['final_utility']['std']:.2f}"]
         if "vs_read" in e:
             pt, wt = e["vs_read"]["paired"], e["vs_read"]["welch"]
@@ -95,17 +141,46 @@ def compare(config: Config, policies: list[str], seeds: list[int], out: Path, qu
         else:
             cells += ["—", "—", "—"]
         cells += [f"{e[m]['mean']:.2f} ± {e[m]['std']:.2f}" for m in ("on_target_change", "off_target_change")]
-        md.append(f"| {policy} | " + " | ".join(cells) + " |")
-    text = (
-        f"{config.run.name}: budget {config.budget.total_tokens:,} tokens ({config.budget.unit}), "
-        f"{config.run.rounds} rounds, seeds {seeds}; mean ± std over seeds. Tests on final utility against read: "
-        "paired over seeds (every policy runs the same seeds) and Welch; p-values Holm-corrected across the table.\n\n"
-        + "\n".join(md)
-    )
-    result = {"config": config.model_dump(mode="json"), "policies": policies, "seeds": seeds, "results": table, "table": text}
-    write_json(out / "comparison.json", result)
-    write_text(out / "comparison.md", text + "\n")
-    return result
+        md.append(f"| {method} | " + " | ".join(cells) + " |")
+    return {"results": table, "table": "\n".join(md)}
+
+
+def equivalent_budget(tables: list[dict[str, Any]], single: list[str]) -> list[dict[str, Any]]:
+    """Per budget B: the budget the best single-capability baseline needs to reach read's
+    mean final utility at B, and its ratio to B (docs/method.md §8).
+
+    The baseline curve is, per budget run, the best mean over the ``single`` methods; the
+    crossing is interpolated linearly in log budget between the two budgets around it.
+    Where the curve is already there at the smallest budget, that budget is an upper
+    bound (``bound: "at most"``); where it never gets there, the largest budget is a lower
+    bound (``bound: "not reached"``)."""
+    budgets = [t["budget"] for t in tables]
+    curve = [max(t["results"][m]["final_utility"]["mean"] for m in single) for t in tables]
+    out = []
+    for t in tables:
+        target = t["results"]["read"]["final_utility"]["mean"]
+        reach, bound = float(budgets[-1]), "not reached"
+        for i, value in enumerate(curve):
+            if value >= target:
+                if i == 0:
+                    reach, bound = float(budgets[0]), "at most"
+                else:
+                    frac = (target - curve[i - 1]) / (value - curve[i - 1])
+                    reach, bound = float(np.exp(np.log(budgets[i - 1]) + frac * np.log(budgets[i] / budgets[i - 1]))), "interpolated"
+                break
+        out.append({"budget": t["budget"], "read_utility": target, "baseline_budget": reach, "ratio": reach / t["budget"], "bound": bound})
+    return out
+
+
+def equivalent_text(rows: list[dict[str, Any]]) -> str:
+    """The equivalent-budget rows as a Markdown table."""
+    words = {"interpolated": "", "at most": "≤ ", "not reached": "> "}
+    lines = ["### Equivalent budget (best single-capability baseline to reach read)", "",
+             "| budget | read | baseline needs | ratio |", "|---|---|---|---|"]
+    for r in rows:
+        w = words[r["bound"]]
+        lines.append(f"| {r['budget']:,} | {r['read_utility']:.2f} | {w}{r['baseline_budget']:,.0f} | {w}{r['ratio']:.2f}× |")
+    return "\n".join(lines)
 
 
 def list_runs(root: Path) -> list[str]:

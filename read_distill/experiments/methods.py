@@ -1,0 +1,36 @@
+"""What ``compare`` can run: a method is a named bundle of config overrides.
+
+Overrides use the command line's ``key=value`` syntax and apply on top of the
+comparison's config, so every method runs at the same budget with the same teacher,
+student and prompt source (docs/method.md §7). Add a method by adding an entry.
+"""
+
+from __future__ import annotations
+
+from read_distill.config import Config, ConfigError, with_overrides
+from read_distill.policies import POLICIES
+
+#: The six single-capability objective baselines (the paper's Table 1): the whole budget
+#: on the task's top capability (``one_hot``) with one teacher signal and objective each.
+SINGLE_CAPABILITY: dict[str, tuple[str, ...]] = {
+    f"{signal}_{objective}": ("policy.name=one_hot", f"train.signal={signal}", f"train.objective={objective}")
+    for signal in ("resp", "cot", "logit")
+    for objective in ("sft", "kd")
+}
+
+METHODS: dict[str, tuple[str, ...]] = {
+    # Every allocation policy as it is configured.
+    **{name: (f"policy.name={name}",) for name in POLICIES},
+    **SINGLE_CAPABILITY,
+    # Ablations of read (docs/method.md §7). Without adaptation, read would keep its first
+    # round's allocation, which is r: that is `task_static`, so it has no entry of its own.
+    "read_no_identification": ("policy.name=read", "task.requirement=uniform"),
+}
+
+
+def method_config(config: Config, method: str, seed: int, budget: int | None = None) -> Config:
+    """``config`` with ``method``'s overrides, ``seed`` and (if given) the budget."""
+    if method not in METHODS:
+        raise ConfigError(f"method {method!r}: unknown; expected one of {', '.join(METHODS)}")
+    extra = [f"run.seed={seed}"] + ([f"budget.total_tokens={budget}"] if budget is not None else [])
+    return with_overrides(config, [*METHODS[method], *extra], f"method {method}")

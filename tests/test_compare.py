@@ -1,0 +1,66 @@
+"""compare across budgets on a simulated world: tables per budget, the equivalent-budget
+ratio, methods as override bundles, and resume of an interrupted comparison."""
+
+import json
+
+import pytest
+
+from read_distill.config import ConfigError, load_config
+from read_distill.experiments.compare import compare, equivalent_budget
+from read_distill.experiments.methods import METHODS, method_config
+from read_distill.runner import run
+
+SIM = "world: {kind: sim}\nrun: {rounds: 4}\nbudget: {total_tokens: 8000000}\n"
+
+
+def _table(budget, means):
+    return {"budget": budget, "results": {m: {"final_utility": {"mean": u}} for m, u in means.items()}}
+
+
+def test_equivalent_budget_interpolates_in_log_budget_and_says_its_bounds():
+    tables = [_table(1000, {"read": 30.0, "a": 10.0, "b": 20.0}), _table(4000, {"read": 60.0, "a": 40.0, "b": 25.0}),
+              _table(16000, {"read": 90.0, "a": 50.0, "b": 30.0})]
+    rows = equivalent_budget(tables, ["a", "b"])
+    # read's 30 at 1,000 lies between the best baseline's 20 (1,000) and 40 (4,000): half way
+    # in utility, so half way in log budget: 2,000 tokens, ratio 2.
+    assert rows[0]["baseline_budget"] == pytest.approx(2000.0) and rows[0]["ratio"] == pytest.approx(2.0)
+    assert rows[0]["bound"] == "interpolated"
+    assert rows[1]["bound"] == rows[2]["bound"] == "not reached" and rows[1]["ratio"] == pytest.approx(4.0)
+    easy = equivalent_budget([_table(1000, {"read": 5.0, "a": 10.0}), _table(2000, {"read": 6.0, "a": 11.0})], ["a"])
+    assert easy[0]["bound"] == "at most" and easy[0]["ratio"] == pytest.approx(1.0)
+
+
+def test_methods_are_override_bundles_checked_like_the_command_line(tmp_path):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    config = load_config(cfg)
+    kd = method_config(config, "logit_kd", seed=3, budget=123456)
+    assert (kd.policy.name, kd.train.signal, kd.train.objective) == ("one_hot", "logit", "kd")
+    assert (kd.run.seed, kd.budget.total_tokens, config.policy.name) == (3, 123456, "read")
+    assert method_config(config, "read_no_identification", 0).task.requirement == "uniform"
+    with pytest.raises(ConfigError, match="method 'nope': unknown"):
+        method_config(config, "nope", 0)
+    with pytest.raises(ConfigError, match="budget.total_tokens"):
+        method_config(config, "read", 0, budget=0)
+    assert {"read", "task_static", "resp_sft", "cot_kd", "logit_sft"} <= set(METHODS)
+
+
+def test_compare_over_budgets_resumes_an_interrupted_run_and_reports_equivalent_budget(tmp_path):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    config = load_config(cfg)
+    methods, seeds, budgets = ["read", "cot_sft", "task_static"], [0, 1], [2_000_000, 8_000_000]
+    whole = compare(config, methods, seeds, tmp_path / "whole", budgets=budgets, quiet=True)
+    # The same comparison, killed after round 2 of one run: compare continues that run.
+    stopped = tmp_path / "cut" / "8000000" / "read" / "seed1"
+    run(method_config(config, "read", 1, 8_000_000), stopped, quiet=True, stop_after_round=2)
+    assert not (stopped / "summary.json").exists()
+    cut = compare(config, methods, seeds, tmp_path / "cut", budgets=budgets, quiet=True)
+    assert json.dumps(cut["tables"]) == json.dumps(whole["tables"])
+    assert [t["budget"] for t in whole["tables"]] == budgets
+    assert all(set(t["results"]) == set(methods) for t in whole["tables"])
+    assert [r["budget"] for r in whole["equivalent_budget"]] == budgets
+    text = (tmp_path / "whole" / "comparison.md").read_text()
+    assert "### Budget 2,000,000 tokens" in text and "Equivalent budget" in text
+    summary = json.loads((tmp_path / "whole" / "2000000" / "cot_sft" / "seed0" / "summary.json").read_text())
+    assert summary["policy"] == "one_hot" and summary["budget_tokens"] == 2_000_000
