@@ -188,9 +188,20 @@ class WorldConfig(_Section):
 
 class TaskConfig(_Section):
     card: str = Field("tool_math", description="Task card: a built-in name or a path to a YAML card.")
-    requirement: dict[str, float] | Literal["uniform"] | None = Field(
+    requirement: dict[str, float] | None = Field(
         None, description="Manual requirement (capability -> weight, or `uniform`); overrides the card's."
     )
+
+    @field_validator("requirement", mode="wrap")
+    @classmethod
+    def _uniform(cls, v: Any, handler: Any) -> Any:
+        # `uniform` (every capability alike: the ablation without identification) is the one
+        # string allowed; a mapping is validated as the field's type says.
+        if isinstance(v, str):
+            if v != "uniform":
+                raise PydanticCustomError("requirement", "expected capability -> weight, or uniform")
+            return v
+        return handler(v)
 
 
 class GraderConfig(_Section):
