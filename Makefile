@@ -11,6 +11,9 @@ $(BIN)/read-distill: pyproject.toml
 	# The pinned CPU wheel first: any other torch spec may pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev,serve]"
+	$(BIN)/pip install --quiet -e ".[bench]"
+	# Without its declared dependencies: see the bench extra in pyproject.toml.
+	$(BIN)/pip install --quiet --no-deps bfcl-eval==2026.3.23
 	touch $@
 
 .venv: $(BIN)/read-distill

@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--batch-size", type=int, default=32, help="prompts per forward pass")
 
+    bench = sub.add_parser("bench", help="benchmark data as task rows: export | graders")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    exp = bench_sub.add_parser("export", help="write a benchmark's rows as task JSONL (prompt, answer, grader)")
+    exp.add_argument("benchmark", choices=["bfcl", "ifeval", "gsm8k", "mc"])
+    exp.add_argument("--category", help="BFCL category, e.g. simple_python, multiple, parallel, parallel_multiple")
+    exp.add_argument("--from", dest="source", type=Path, help="the benchmark's JSONL file (ifeval, gsm8k, mc)")
+    exp.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
+    exp.add_argument("--limit", type=int, help="write only the first N rows")
+    bench_sub.add_parser("graders", help="list the graders a task row may name")
+
     world = sub.add_parser("world", help="the embedded micro-world: build | info [--json]", add_help=False)
     world.add_argument("args", nargs=argparse.REMAINDER, help="see `read-distill world --help`")
     return p
@@ -136,6 +146,17 @@ def _world(args: argparse.Namespace) -> int:
     return world_main(rest)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from read_distill.bench import export_rows, grader_lines, write_rows
+
+    if args.bench_command == "graders":
+        print("\n".join(grader_lines()))
+        return 0
+    n = write_rows(export_rows(args.benchmark, args.category, args.source), args.out, args.limit)
+    print(f"{args.out}: {n} rows")
+    return 0
+
+
 def _serve_teacher(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -152,6 +173,7 @@ def _serve_teacher(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world,
     "serve-teacher": _serve_teacher,
+    "bench": _bench,
 }
 
 

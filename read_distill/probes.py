@@ -14,6 +14,7 @@ import numpy as np
 
 from read_distill.backends.base import Student
 from read_distill.graders import GRADERS
+from read_distill.graders.mc import PICKED_BY_LOGPROB, pick
 from read_distill.ledger import Ledger
 from read_distill.types import Item, Profile
 
@@ -44,10 +45,18 @@ def item_scores(
 
     An item with a grader name is graded by it (an unknown name is a KeyError, never a
     silent switch to log-prob scoring); an empty name selects the log-prob fallback.
+    Multiple-choice items (``PICKED_BY_LOGPROB``) are graded on the student's pick among
+    their choices, by ``student.score``, instead of on a generation.
     """
-    graded = [i for i, it in enumerate(items) if it.grader]
+    picked = [i for i, it in enumerate(items) if it.grader in PICKED_BY_LOGPROB]
+    graded = [i for i, it in enumerate(items) if it.grader and it.grader not in PICKED_BY_LOGPROB]
     scored = [i for i, it in enumerate(items) if not it.grader]
     out = [0.0] * len(items)
+    if picked:
+        picks, prompts, choices = pick([items[i].prompt for i in picked], [items[i].answer for i in picked], student.score)
+        for i, p in zip(picked, picks, strict=True):
+            out[i] = 100.0 * GRADERS[items[i].grader](items[i].answer, p)
+        ledger.charge(round, phase, count_tokens(prompts) + count_tokens(choices))
     if graded:
         prompts = [items[i].prompt for i in graded]
         completions = student.generate(prompts, max_new_tokens)

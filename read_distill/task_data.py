@@ -3,7 +3,8 @@
 Every row is checked when the file is read (which a run does before its run directory
 exists), and the first bad one is a ConfigError naming the file, the line, the field and
 the form expected: UTF-8 text, one JSON object per line, no key given twice, known keys
-only, non-empty strings, a known grader, each prompt once.
+only, non-empty strings, a known grader, an answer in the form its grader reads, each
+prompt once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from read_distill.config import ConfigError, read_input
+from read_distill.graders import answer_problem
 from read_distill.tasks import TaskCard, grader_problem
 from read_distill.types import Item
 
@@ -63,6 +65,9 @@ def _row_item(row: dict[str, Any], card: TaskCard, where: str) -> Item:
     problem = grader_problem(grader)
     if problem:
         raise ConfigError(f"{where}: grader: {problem}")
+    problem = answer_problem(grader, row["answer"])
+    if problem:
+        raise ConfigError(f"{where}: answer: {problem}")
     return Item(prompt=row["prompt"], answer=row["answer"], grader=grader, capability=card.name)
 
 

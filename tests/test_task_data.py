@@ -33,7 +33,7 @@ def test_rows_read_with_the_card_metric_as_default_grader(tmp_path):
 @pytest.mark.parametrize(
     "dev, needle",
     [
-        (b'{"prompt": "p", "answer": "a", "grader": "exakt"}\n', "dev.jsonl:1: grader: unknown grader 'exakt'; expected one of choice, code, exact"),
+        (b'{"prompt": "p", "answer": "a", "grader": "exakt"}\n', "dev.jsonl:1: grader: unknown grader 'exakt'; expected one of bfcl, choice, code, exact"),
         (GOOD.encode() + b'{"prompt": "p", "answer": \n', "dev.jsonl:3: not valid JSON (Expecting value at column 27)"),
         (b'{"prompt": "caf\xe9", "answer": "a"}\n', "dev.jsonl:1: not valid UTF-8 (byte 0xe9)"),
         (b'{"prompt": "p"}\n', "dev.jsonl:1: answer: missing"),

@@ -10,6 +10,11 @@ Graders never import torch. ``code`` runs a snippet in the sandbox of
 :mod:`read_distill.graders.sandbox` (own namespaces: no network, a read-only filesystem
 but for its /tmp, no view of other processes; limits that hold for root; killed whole at
 the timeout) and compares its stdout with the answer.
+
+Benchmark graders use the benchmarks' own checkers (the ``bench`` extra): ``bfcl``
+(:mod:`.bfcl`), ``ifeval`` (:mod:`.ifeval`), ``gsm8k`` (:mod:`.gsm8k`) and ``mc_logprob``
+(:mod:`.mc`, whose "completion" is the student's pick among the row's choices by log-prob).
+Their reference answers have a form, checked when task rows are read (:func:`answer_problem`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import math
 import re
 from collections.abc import Callable
 
+from read_distill.graders import bfcl, gsm8k, ifeval, mc
 from read_distill.graders.sandbox import run_python
 
 #: The marker before the final answer in every world completion.
@@ -138,6 +144,25 @@ GRADERS: dict[str, Callable[[str, str], float]] = {
     "tool_call": tool_call,
     "json": json_equal,
     "code": code,
+    "bfcl": bfcl.grade,
+    "ifeval": ifeval.grade,
+    "gsm8k": gsm8k.grade,
+    "mc_logprob": mc.grade,
 }
 
-__all__ = ["ANSWER_MARKER", "GRADERS", "extract_final", "run_python"]
+#: Per grader whose reference answers have a form: why an answer does not fit it (None: fits).
+ANSWER_PROBLEMS: dict[str, Callable[[str], str | None]] = {
+    "bfcl": bfcl.answer_problem,
+    "ifeval": ifeval.answer_problem,
+    "gsm8k": gsm8k.answer_problem,
+    "mc_logprob": mc.answer_problem,
+}
+
+
+def answer_problem(grader: str, answer: str) -> str | None:
+    """Why ``grader`` cannot grade against the reference ``answer``, or None."""
+    check = ANSWER_PROBLEMS.get(grader)
+    return check(answer) if check else None
+
+
+__all__ = ["ANSWER_MARKER", "ANSWER_PROBLEMS", "GRADERS", "answer_problem", "extract_final", "run_python"]
