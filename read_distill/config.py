@@ -45,6 +45,9 @@ class RunConfig(_Section):
     report: bool | None = Field(
         None, description="Write report.html when the run ends; default yes for real-model worlds, no for sim runs."
     )
+    report_to: tuple[Literal["tensorboard", "wandb"], ...] = Field(
+        (), description="Trackers that mirror the per-round and per-step series (offline: files in the run dir); default none."
+    )
 
 
 class BudgetConfig(_Section):

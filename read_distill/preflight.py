@@ -13,6 +13,7 @@ import os
 
 from read_distill.config import Config, ConfigError
 from read_distill.tasks import card_requirement, load_card
+from read_distill.tracking import check_trackers
 
 
 def check_inputs(config: Config) -> None:
@@ -22,6 +23,7 @@ def check_inputs(config: Config) -> None:
     environment (milliseconds); loads no model and writes nothing.
     """
     kind = config.world.kind
+    check_trackers(config.run.report_to)
     key_env = config.world.teacher_api_key_env
     if config.world.teacher_url is not None and importlib.util.find_spec("openai") is None:
         raise ConfigError("world.teacher_url: a served teacher needs the openai client; pip install 'read-distill[serve]'")

@@ -39,6 +39,7 @@ from read_distill.rewards import reward
 from read_distill.rundir import RunDirError, check_run_dir, clear_run_dir, hold_run_dir
 from read_distill.store import read_json, remove_temporaries, write_json, write_text
 from read_distill.tasks import card_requirement
+from read_distill.tracking import Tracker
 from read_distill.types import Allocation, Context, Example, PilotResult, Profile, TrainStats
 
 #: world.kind -> "module:function" building the World from the config (imported on use).
@@ -288,6 +289,7 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
         optimizer_steps=sum(st.optimizer_steps for st in all_stats),
         mean_loss=sum(st.mean_loss * st.examples for st in all_stats) / n if n else 0.0,
         spend_per_capability=dict(spend),
+        steps=[step for st in all_stats for step in st.steps],
     )
     return stats, leakage
 
@@ -390,6 +392,7 @@ class Parts:
     policy: Any
     say: Callable[[str], None]
     wall: Wall
+    tracker: Tracker
 
 
 def run(
@@ -467,6 +470,7 @@ def _close(parts: Parts) -> None:
     cleanly leaves no -wal/-shm files beside it)."""
     if hasattr(parts.teacher, "close"):
         parts.teacher.close()
+    parts.tracker.close()
     # After a failed write the run's first error is the one to report, not this one's.
     with suppress(OSError):
         parts.ledger.close()
@@ -503,21 +507,24 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         if t % config.run.dev_every == 0 or t == config.run.rounds:
             dev_utility = _dev_checkpoint(parts, state, t)
 
+        allocation = dict(zip(caps, w, strict=True))
         write_json(rd / "allocation.json", {
-            "round": t, "allocation": dict(zip(caps, w, strict=True)), "quota_tokens": quota, "candidates": len(actions),
+            "round": t, "allocation": allocation, "quota_tokens": quota, "candidates": len(actions),
             "policy_info": info, "leakage": leakage,
         })
         write_json(rd / "profile.json", new_profile.to_json())
-        write_json(rd / "reward.json", {
+        reward_parts = {
             "round": t, "reward": R, "gain": gain, "spillover": spill, "cost_penalty": cost, "spent_tokens": spent,
             "spend_per_capability": stats.spend_per_capability, "trained_tokens": stats.trained_tokens,
             "mean_loss": stats.mean_loss, "dev_utility": dev_utility,
-        })
+        }
+        write_json(rd / "reward.json", reward_parts)
         state.round, state.profile = t, new_profile
         state.last_allocation = tuple(w)
         state.last_gain = tuple((b - a) / 100 for a, b in zip(s, s_new, strict=True))
         state.template_window = parts.generator.cap.state_dict()
         _commit(parts, state)  # the commit point of round t
+        parts.tracker.log_round(t, allocation, new_profile, reward_parts, ledger, info, stats)
         dev_note = f"  U_dev {dev_utility:.2f}" if dev_utility is not None else ""
         parts.say(
             f"round {t:>2}/{config.run.rounds}  {_fmt_alloc(caps, w):<40}  spent {B - ledger.remaining:>11,}/{B:,}"
@@ -556,6 +563,7 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
             teacher=teacher, student=world.student(config.run.seed),
             generator=Generator(world, config.generation, config.run.seed),
             policy=make_policy(config.policy, capabilities, requirement), say=Progress(quiet), wall=wall,
+            tracker=Tracker(run_dir, config),
         )
     return parts
 

@@ -412,7 +412,7 @@ def fit(
     batches = _length_grouped(items, config.batch_size, random.Random(seed * 1_000_003 + round))
     spend_per_capability: dict[str, int] = {}
     trained = billed = 0
-    step_losses: list[float] = []
+    steps: list[tuple[int, float, float]] = []
     prepared.train()
     bar = tqdm(batches, desc=f"train round {round}", disable=quiet or not acc.is_local_main_process, leave=False)
     for batch in bar:
@@ -426,8 +426,9 @@ def fit(
         for it in batch:
             cost = ledger.billable("train", len(it.prompt_ids), len(it.label_ids))
             spend_per_capability[it.capability] = spend_per_capability.get(it.capability, 0) + cost
+        lr = lr_at(config, ledger.spent / ledger.budget_tokens)
         for group in state.optimizer.param_groups:
-            group["lr"] = lr_at(config, ledger.spent / ledger.budget_tokens)
+            group["lr"] = lr
 
         # 4. Forward/backward over this process's micro-batches. Losses are sums divided by
         #    the whole batch's label tokens, so accumulation equals one big batch; DDP averages
@@ -467,7 +468,7 @@ def fit(
         state.optimizer.zero_grad(set_to_none=True)
         state.optimizer_steps += 1
         step_loss = acc.reduce(torch.tensor(local_loss, device=acc.device), reduction="sum").item()
-        step_losses.append(step_loss)
+        steps.append((state.optimizer_steps, step_loss, lr))
         bar.set_postfix(loss=f"{step_loss:.4f}")
     prepared.eval()
     return TrainStats(
@@ -475,8 +476,9 @@ def fit(
         trained_tokens=trained,
         billable_tokens=billed,
         optimizer_steps=len(batches),
-        mean_loss=sum(step_losses) / len(step_losses) if step_losses else 0.0,
+        mean_loss=sum(loss for _, loss, _ in steps) / len(steps) if steps else 0.0,
         spend_per_capability=spend_per_capability,
+        steps=steps,
     )
 
 

@@ -197,6 +197,8 @@ class TrainStats:
     optimizer_steps: int
     mean_loss: float
     spend_per_capability: dict[str, int] = field(default_factory=dict)
+    #: (optimizer step counted over the student's life, loss, learning rate) per step.
+    steps: list[tuple[int, float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
