@@ -494,7 +494,87 @@ def write_report(run_dirs: Sequence[Path | str] | Path | str, out: Path | str | 
               + (f"; git {env['git_sha'][:12]}" if env.get("git_sha") else "") + ".")
     with matplotlib.rc_context(STYLE):
         body = _header(runs, target) + "</header>\n" + "\n".join(_sections(runs))
+    _write_page(target, title, body, footer)
+    return target
+
+
+def _write_page(target: Path, title: str, body: str, footer: str) -> None:
+    """A self-contained page: ``body`` continues the header it opens (so it closes it)."""
     write_text(target, "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><meta name='viewport' content="
                f"'width=device-width, initial-scale=1'>\n<title>{_e(title)}</title><style>{CSS}</style></head>\n"
                f"<body><main><header><h1>{_e(title)}</h1>{body}\n<footer>{_e(footer)}</footer></main></body></html>\n")
+
+
+def _method_figure(table: dict[str, Any]) -> Any:
+    """Final utility per method: each seed a dot, the mean a bar with its 95 % t interval."""
+    import numpy as np
+    from scipy import stats
+    methods = list(table)
+    fig, (ax,) = _panels(1, 1, 0.5 + 0.42 * len(methods), xlim=SCORE_LIM, xlabel="final test utility")
+    for i, m in enumerate(methods):
+        values = np.asarray(table[m]["final_utility"]["values"], dtype=float)
+        half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
+        color = PALETTE[i % len(PALETTE)]
+        ax.barh(i, values.mean(), xerr=half, color=color, alpha=0.35, capsize=4, height=0.6)
+        ax.plot(values, np.full(values.size, i), "o", color=color, ms=5)
+    ax.set_yticks(range(len(methods)), methods)
+    ax.invert_yaxis()
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def _budget_figure(tables: list[dict[str, Any]]) -> Any:
+    """Mean final utility against budget (log scale) per method, with the seeds' std."""
+    methods = list(tables[0]["results"])
+    fig, (ax,) = _panels(1, 1, 3.6, ylim=SCORE_LIM, xscale="log", xlabel="budget (tokens)", ylabel="final test utility")
+    budgets = [t["budget"] for t in tables]
+    for i, m in enumerate(methods):
+        mean = [t["results"][m]["final_utility"]["mean"] for t in tables]
+        std = [t["results"][m]["final_utility"]["std"] for t in tables]
+        ax.errorbar(budgets, mean, yerr=std, marker="o", capsize=3, color=PALETTE[i % len(PALETTE)],
+                    ls=LINE_STYLES[(i // len(PALETTE)) % len(LINE_STYLES)], label=m)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def write_comparison(result: dict[str, Any], out: Path | str) -> Path:
+    """``comparison.html`` for what ``compare`` returned: per budget the final utility of
+    every method (seeds and 95 % intervals) and the table of tests against read; with
+    several budgets, utility against budget and the equivalent-budget table."""
+    import matplotlib
+    target, tables = Path(out), result["tables"]
+    head = ["method", "final utility", "read − method (paired, 95 % CI)", "p paired (Holm)", "p Welch (Holm)",
+            "on-target Δ", "off-target Δ"]
+    sections = []
+    with matplotlib.rc_context(STYLE):
+        if len(tables) > 1:
+            rows = [[f"{r['budget']:,}", _num(r["read_utility"]), f"{r['baseline_budget']:,.0f}", f"{r['ratio']:.2f}×", r["bound"]]
+                    for r in result.get("equivalent_budget") or []]
+            body = _svg(_budget_figure(tables), "budgets") + (
+                _table(["budget", "read", "best single-capability baseline needs", "ratio", "how"], rows) if rows else "")
+            sections.append(_section("budgets", "Utility against budget",
+                                     "Mean final test utility over seeds (bars: std) per method; the equivalent budget is "
+                                     "what the best single-capability baseline needs to reach read's score.", body))
+        for t in tables:
+            rows = []
+            for m, e in t["results"].items():
+                fu, vs = e["final_utility"], e.get("vs_read")
+                cells = [m, f"{fu['mean']:.2f} ± {fu['std']:.2f}"]
+                if vs:
+                    pt, wt = vs["paired"], vs["welch"]
+                    cells += [f"{pt['diff']:+.2f} [{pt['ci95'][0]:+.2f}, {pt['ci95'][1]:+.2f}]",
+                              f"{pt['p']:.3g} ({pt['p_holm']:.3g})", f"{wt['p']:.3g} ({wt['p_holm']:.3g})"]
+                else:
+                    cells += ["–", "–", "–"]
+                cells += [_change(e[k]["mean"]) for k in ("on_target_change", "off_target_change")]
+                rows.append(cells)
+            sections.append(_section(f"budget-{t['budget']}", f"Budget {t['budget']:,} tokens",
+                                     "Each dot is one seed; bars are the mean with its 95 % t interval. Tests against read "
+                                     "are Holm-corrected within this table.",
+                                     _svg(_method_figure(t["results"]), f"methods-{t['budget']}") + _table(head, rows)))
+    title = f"read-distill comparison — {result['config']['run']['name']}"
+    intro = (f"<p class='sub'>{_e(', '.join(result['methods']))} · seeds {_e(str(result['seeds']))} · "
+             f"task {_e(str(result['config']['task']['card']))}</p>")
+    _write_page(target, title, intro + "</header>\n" + "\n".join(sections),
+                "Generated by read-distill's compare from its run directories.")
     return target

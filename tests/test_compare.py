@@ -62,5 +62,7 @@ def test_compare_over_budgets_resumes_an_interrupted_run_and_reports_equivalent_
     assert [r["budget"] for r in whole["equivalent_budget"]] == budgets
     text = (tmp_path / "whole" / "comparison.md").read_text()
     assert "### Budget 2,000,000 tokens" in text and "Equivalent budget" in text
+    page = (tmp_path / "whole" / "comparison.html").read_text()
+    assert page.count('<svg class="chart"') == 3 and "Utility against budget" in page and "cot_sft" in page
     summary = json.loads((tmp_path / "whole" / "2000000" / "cot_sft" / "seed0" / "summary.json").read_text())
     assert summary["policy"] == "one_hot" and summary["budget_tokens"] == 2_000_000

@@ -13,6 +13,7 @@ import numpy as np
 from read_distill.config import Config
 from read_distill.experiments.methods import SINGLE_CAPABILITY, method_config
 from read_distill.experiments.statistics import holm, paired, welch
+from read_distill.report import write_comparison
 from read_distill.rewards import essential
 from read_distill.store import read_json, write_json, write_text
 
@@ -105,6 +106,7 @@ def compare(
               "tables": tables, "equivalent_budget": equivalent, "text": text}
     write_json(out / "comparison.json", result)
     write_text(out / "comparison.md", text + "\n")
+    write_comparison(result, out / "comparison.html")
     return result
 
 
