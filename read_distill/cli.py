@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dirs", nargs="+", type=Path)
     rep.add_argument("--out", type=Path, help="output file (default: <run_dir>/report.html for one run)")
 
+    mrg = sub.add_parser("merge", help="write a LoRA run's student (its latest checkpoint) as a full model, adapters merged in")
+    mrg.add_argument("run_dir", type=Path)
+    mrg.add_argument("--out", type=Path, help="output directory (default <run_dir>/merged)")
+
     ls = sub.add_parser("ls", help="list runs and their status")
     ls.add_argument("root", nargs="?", type=Path, default=Path("runs"))
 
@@ -127,6 +131,15 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from read_distill.backends.hf import merge_lora
+
+    out = args.out or args.run_dir / "merged"
+    merge_lora(args.run_dir / "student", out)
+    print(out)
+    return 0
+
+
 def _ls(args: argparse.Namespace) -> int:
     from read_distill.experiments.compare import list_runs
 
@@ -172,7 +185,7 @@ def _serve_teacher(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world,
-    "serve-teacher": _serve_teacher,
+    "serve-teacher": _serve_teacher, "merge": _merge,
     "bench": _bench,
 }
 

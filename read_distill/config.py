@@ -129,6 +129,15 @@ class GenerationConfig(_Section):
     template_cap_frac: float = Field(0.25, gt=0, le=1, description="Max share of one template in the window.")
 
 
+class LoraConfig(_Section):
+    r: int = Field(8, ge=1, description="Rank of each adapter.")
+    alpha: float = Field(16.0, gt=0, description="Adapter scale numerator: updates are multiplied by alpha / r.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on each adapter's input.")
+    target_modules: Literal["all-linear"] | tuple[str, ...] = Field(
+        "all-linear", min_length=1, description="Module names to adapt (e.g. [q_proj, v_proj]), or all-linear (every linear layer but the output head)."
+    )
+
+
 class TrainConfig(_Section):
     replay_frac: float = Field(
         0.0, ge=0, lt=1, description="Share of each round's quota trained on the world's general replay mixture (same for every policy)."
@@ -154,6 +163,9 @@ class TrainConfig(_Section):
         "auto", description="accelerate mixed precision; auto = bf16 on GPUs that support it, else fp32."
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    lora: LoraConfig | None = Field(
+        None, description="Train LoRA adapters (peft) instead of every weight; the run's checkpoint then holds the adapters only."
+    )
 
 
 class ProbeConfig(_Section):

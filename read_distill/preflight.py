@@ -24,6 +24,10 @@ def check_inputs(config: Config) -> None:
     """
     kind = config.world.kind
     check_trackers(config.run.report_to)
+    if config.train.lora is not None and kind == "sim":
+        raise ConfigError("train.lora: world.kind=sim has no model to adapt; remove train.lora or use world.kind=micro or hf")
+    if config.train.lora is not None and importlib.util.find_spec("peft") is None:
+        raise ConfigError("train.lora: LoRA students need peft; pip install 'read-distill[lora]'")
     key_env = config.world.teacher_api_key_env
     if config.world.teacher_url is not None and importlib.util.find_spec("openai") is None:
         raise ConfigError("world.teacher_url: a served teacher needs the openai client; pip install 'read-distill[serve]'")

@@ -63,7 +63,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from read_distill.config import TrainConfig
+from read_distill.config import LoraConfig, TrainConfig
 from read_distill.ledger import Ledger
 from read_distill.types import Example, TrainStats
 
@@ -224,6 +224,30 @@ class TrainState:
         self.optimizer_steps = int(state["optimizer_steps"])
         if "scaler" in state and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
+
+
+def attach_lora(model: torch.nn.Module, lora: LoraConfig, seed: int) -> torch.nn.Module:
+    """``model`` wrapped in LoRA adapters (peft): the base weights are frozen, so only the
+    adapters train, and ``save_pretrained`` writes the adapters alone.
+
+    The adapters' random initialisation is seeded from ``seed`` (inside a forked RNG, so the
+    run's own streams do not move): the same seed gives the same student.
+    """
+    import peft
+
+    device = next(model.parameters()).device
+    adapters = peft.LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), warnings.catch_warnings():
+        # peft asks transformers a deprecated question; the answer is right and the warning not ours.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        torch.manual_seed(seed)
+        return peft.get_peft_model(model, adapters)
 
 
 # -- planning helpers -----------------------------------------------------------------------

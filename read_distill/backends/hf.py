@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import shutil
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from read_distill import train
-from read_distill.config import TrainConfig
+from read_distill.config import ConfigError, TrainConfig
 from read_distill.ledger import Ledger
 from read_distill.types import Example, Generation, TrainStats
 
@@ -315,9 +316,11 @@ class HFStudent:
         batch_size: int = 16,
         quiet: bool = False,
     ) -> None:
+        self.config = config or TrainConfig()
+        if self.config.lora is not None:
+            model = train.attach_lora(model, self.config.lora, seed)
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.config = config or TrainConfig()
         self.teacher_model = teacher.model if isinstance(teacher, HFTeacher) else teacher
         self.seed = seed
         self.batch_size = batch_size
@@ -329,7 +332,10 @@ class HFStudent:
         cls, path: str | Path, *, dtype: str = "auto", device: str = "auto", **kwargs: Any
     ) -> HFStudent:
         """Load from a local directory (or a hub id where the hub is reachable)."""
-        model, tokenizer = _load(path, dtype, device, training=True)
+        # A LoRA checkpoint names its base model by this path (adapter_config.json): an
+        # absolute one lets `read-distill merge` find it from any working directory.
+        local = Path(path).expanduser()
+        model, tokenizer = _load(local.resolve() if local.is_dir() else path, dtype, device, training=True)
         return cls(model, tokenizer, **kwargs)
 
     @property
@@ -408,8 +414,9 @@ class HFStudent:
         return out
 
     def save(self, directory: Path) -> None:
-        """Weights (safetensors), tokenizer and training state; written beside and renamed in,
-        so an interrupted save leaves the previous checkpoint intact."""
+        """Weights (safetensors; the adapters alone under ``train.lora``), tokenizer and
+        training state; written beside and renamed in, so an interrupted save leaves the
+        previous checkpoint intact."""
         if self.state is not None and not self.state.accelerator.is_main_process:
             return  # under DDP every process holds the same weights; one writes them
         directory = Path(directory)
@@ -432,13 +439,47 @@ class HFStudent:
         from transformers import AutoModelForCausalLM
 
         directory = Path(directory)
-        with quiet_transformers():
-            loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.model.dtype)
-        self.model.load_state_dict(loaded.state_dict())
-        del loaded
+        if self.config.lora is not None:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            adapters = load_file(directory / "adapter_model.safetensors", device=str(self.device))
+            unexpected = set_peft_model_state_dict(self.model, adapters).unexpected_keys
+            if unexpected:
+                raise ValueError(f"{directory}: adapter weights that this student's LoRA config lacks: {unexpected[:3]}")
+        else:
+            with quiet_transformers():
+                loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.model.dtype)
+            self.model.load_state_dict(loaded.state_dict())
+            del loaded
         state_file = directory / "train_state.pt"
         if state_file.exists():
             self._train_state().load_state_dict(torch.load(state_file, map_location=self.device, weights_only=True))
         else:
             # A checkpoint saved before any training: AdamW starts afresh, as it did then.
             self.state = None
+
+
+def merge_lora(checkpoint: Path, out: Path) -> None:
+    """Write to ``out`` the base model with the LoRA adapters of ``checkpoint`` (a directory
+    :meth:`HFStudent.save` wrote under ``train.lora``) merged into its weights, and the
+    tokenizer: a plain model directory that any ``from_pretrained`` loads.
+
+    A checkpoint without adapters, a base model that is not on disk where the adapters
+    name it, or a missing peft is a ConfigError.
+    """
+    adapter_config = Path(checkpoint) / "adapter_config.json"
+    if not adapter_config.is_file():
+        raise ConfigError(f"{checkpoint}: no LoRA adapters (adapter_config.json); expected the student of a run with train.lora set")
+    base = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+    if not (Path(base) / "config.json").is_file():
+        raise ConfigError(f"{adapter_config}: base_model_name_or_path: {base} is not a model directory; expected the run's student base")
+    if importlib.util.find_spec("peft") is None:
+        raise ConfigError("merging LoRA adapters needs peft; pip install 'read-distill[lora]'")
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    with quiet_transformers():
+        model = AutoPeftModelForCausalLM.from_pretrained(str(checkpoint)).merge_and_unload()
+        model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(str(checkpoint)).save_pretrained(out)
