@@ -117,7 +117,7 @@ def _compare(args: argparse.Namespace) -> int:
     out = args.out or _default_dir(f"compare-{config.run.name}")
     result = compare(config, args.methods, args.seeds, out, budgets=args.budgets, quiet=args.quiet)
     print(result["text"])
-    print(f"\nwritten: {out / 'comparison.json'}, {out / 'comparison.md'}")
+    print(f"\nwritten: {out / 'comparison.json'}, {out / 'comparison.md'}, {out / 'comparison.html'}")
     return 0
 
 

@@ -70,7 +70,8 @@ def compare(
             check_inputs(configs[budgets[0], m, seeds[0]])
     # On-target and off-target change are judged on the task's own requirement, also for
     # a method (an ablation) that gives the policy another one.
-    requirement = card_requirement(_task_card(config, world), tuple(config.capabilities), config.task.requirement)
+    card = _task_card(config, world)
+    requirement = card_requirement(card, tuple(config.capabilities), config.task.requirement)
     worlds = dict.fromkeys(methods, world) if world is not None else {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +103,7 @@ def compare(
     if equivalent is not None:
         parts.append(equivalent_text(equivalent))
     text = "\n\n".join(parts)
-    result = {"config": config.model_dump(mode="json"), "methods": methods, "seeds": seeds, "budgets": budgets,
+    result = {"config": config.model_dump(mode="json"), "task": card.name, "methods": methods, "seeds": seeds, "budgets": budgets,
               "tables": tables, "equivalent_budget": equivalent, "text": text}
     write_json(out / "comparison.json", result)
     write_text(out / "comparison.md", text + "\n")
