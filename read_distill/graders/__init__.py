@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Callable
 
-from read_distill.graders import bfcl, gsm8k, ifeval, mc
+from read_distill.graders import bfcl, gsm8k, humaneval, ifeval, mc
 from read_distill.graders.sandbox import run_python
 
 #: The marker before the final answer in every world completion.
@@ -148,6 +148,7 @@ GRADERS: dict[str, Callable[[str, str], float]] = {
     "ifeval": ifeval.grade,
     "gsm8k": gsm8k.grade,
     "mc_logprob": mc.grade,
+    "humaneval": humaneval.grade,
 }
 
 #: Per grader whose reference answers have a form: why an answer does not fit it (None: fits).
@@ -156,6 +157,7 @@ ANSWER_PROBLEMS: dict[str, Callable[[str], str | None]] = {
     "ifeval": ifeval.answer_problem,
     "gsm8k": gsm8k.answer_problem,
     "mc_logprob": mc.answer_problem,
+    "humaneval": humaneval.answer_problem,
 }
 
 
