@@ -25,6 +25,13 @@ VALUE_OPTIONS = ("--run-dir", "--out")
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="read-distill", description="ReAD: reinforcement-guided capability distillation under a token budget.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                       metavar="METHOD", help=f"methods to run (default: read greedy uniform task_static exp3 random); one of {', '.join(METHODS)}")
     cmp_.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     cmp_.add_argument("--budgets", nargs="+", type=int, help="token budgets to run each method at (default: the config's budget.total_tokens)")
+    cmp_.add_argument("--jobs", type=_positive, default=1, help="runs at once, in worker processes that split the cores (default 1)")
     cmp_.add_argument("--out", type=Path, help="output directory (default runs/compare-<name>-<time>)")
     cmp_.add_argument("--quiet", action="store_true")
 
@@ -115,7 +123,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     out = args.out or _default_dir(f"compare-{config.run.name}")
-    result = compare(config, args.methods, args.seeds, out, budgets=args.budgets, quiet=args.quiet)
+    result = compare(config, args.methods, args.seeds, out, budgets=args.budgets, quiet=args.quiet, jobs=args.jobs)
     print(result["text"])
     print(f"\nwritten: {out / 'comparison.json'}, {out / 'comparison.md'}, {out / 'comparison.html'}")
     return 0

@@ -66,3 +66,18 @@ def test_compare_over_budgets_resumes_an_interrupted_run_and_reports_equivalent_
     assert page.count('<svg class="chart"') == 3 and "Utility against budget" in page and "cot_sft" in page
     summary = json.loads((tmp_path / "whole" / "2000000" / "cot_sft" / "seed0" / "summary.json").read_text())
     assert summary["policy"] == "one_hot" and summary["budget_tokens"] == 2_000_000
+
+
+def test_compare_in_worker_processes_equals_one_process(tmp_path, capsys):
+    from read_distill.cli import main
+
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    args = ["compare", str(cfg), "--methods", "read", "uniform", "--seeds", "0", "1", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    tables = [json.loads((tmp_path / d / "comparison.json").read_text())["tables"] for d in ("one", "two")]
+    assert json.dumps(tables[0]) == json.dumps(tables[1])
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--jobs", "0"])
+    assert e.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err

@@ -5,6 +5,9 @@ budgets, the equivalent-budget ratio."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +55,14 @@ def compare(
     budgets: list[int] | None = None,
     quiet: bool = False,
     world=None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run every method × seed × budget (resuming runs already in ``out``) and tabulate.
 
     Run dirs are ``out/<budget>/<method>/seed<seed>``. Every method's config is checked
     before ``out`` is created. Without a ``world`` each method gets one built from its own
-    config on its first run (a method may change how the world's student trains).
+    config on its first run (a method may change how the world's student trains); with
+    ``jobs`` > 1, runs go to that many worker processes, each building its own.
     """
     from read_distill.preflight import check_inputs
     from read_distill.runner import make_world, run
@@ -72,25 +77,27 @@ def compare(
     # a method (an ablation) that gives the policy another one.
     card = _task_card(config, world)
     requirement = card_requirement(card, tuple(config.capabilities), config.task.requirement)
-    worlds = dict.fromkeys(methods, world) if world is not None else {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    run_dirs = {key: out / str(key[0]) / key[1] / f"seed{key[2]}" for key in configs}
+    pending = [key for key, d in run_dirs.items() if not (d / "summary.json").exists()]
+    if jobs > 1 and world is not None:
+        raise ValueError("compare: jobs > 1 builds a world in each worker; give no world")
+    if jobs > 1:
+        _run_parallel({key: configs[key] for key in pending}, run_dirs, jobs, quiet)
+    else:
+        worlds = dict.fromkeys(methods, world) if world is not None else {}
+        for key in pending:
+            budget, method, seed = key
+            if not quiet:
+                print(f"[compare] budget {budget:,}: {method} seed {seed}", flush=True)
+            if method not in worlds:
+                worlds[method] = make_world(configs[key])
+            run(configs[key], run_dirs[key], world=worlds[method], resume=(run_dirs[key] / "state.json").exists(), quiet=True)
     tables = []
     for budget in budgets:
-        runs: dict[str, list[dict[str, float]]] = {}
-        for method in methods:
-            for seed in seeds:
-                run_dir = out / str(budget) / method / f"seed{seed}"
-                if (run_dir / "summary.json").exists():
-                    summary = read_json(run_dir / "summary.json")
-                else:
-                    if not quiet:
-                        print(f"[compare] budget {budget:,}: {method} seed {seed}", flush=True)
-                    cfg = configs[budget, method, seed]
-                    if method not in worlds:
-                        worlds[method] = make_world(cfg)
-                    summary = run(cfg, run_dir, world=worlds[method], resume=(run_dir / "state.json").exists(), quiet=True)
-                runs.setdefault(method, []).append(run_metrics(summary, requirement, config.reward.top_k))
+        runs = {m: [run_metrics(read_json(run_dirs[budget, m, s] / "summary.json"), requirement, config.reward.top_k) for s in seeds]
+                for m in methods}
         tables.append({"budget": budget, **tabulate(runs)})
     single = [m for m in methods if m in SINGLE_CAPABILITY]
     equivalent = equivalent_budget(tables, single) if "read" in methods and single and len(budgets) > 1 else None
@@ -109,6 +116,35 @@ def compare(
     write_text(out / "comparison.md", text + "\n")
     write_comparison(result, out / "comparison.html")
     return result
+
+
+def _run_one(config: Config, run_dir: Path, threads: int) -> float:
+    """One run in a worker process (its own world), on ``threads`` torch threads."""
+    from read_distill.runner import run
+
+    if config.world.kind != "sim":
+        import torch
+
+        torch.set_num_threads(threads)
+    return run(config, run_dir, resume=(run_dir / "state.json").exists(), quiet=True)["final_utility"]
+
+
+def _run_parallel(configs: dict[tuple[int, str, int], Config], run_dirs: dict, jobs: int, quiet: bool) -> None:
+    """Every run of ``configs`` in ``jobs`` worker processes (spawned: no state shared with
+    this one), the machine's cores split between them. The first failure stops the
+    comparison once the runs in flight end; they and every finished run resume or are kept."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_one, cfg, run_dirs[key], threads): key for key, cfg in configs.items()}
+        try:
+            for done in as_completed(futures):
+                budget, method, seed = futures[done]
+                utility = done.result()
+                if not quiet:
+                    print(f"[compare] done budget {budget:,}: {method} seed {seed}: utility {utility:.2f}", flush=True)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def tabulate(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
