@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from read_distill.config import load_config
 from read_distill.runner import run
@@ -75,3 +76,24 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(card, tmp_path):
     assert [(e["round"], e["phase"], e["billable"]) for e in ledger(stopped)] == [
         (e["round"], e["phase"], e["billable"]) for e in ledger(tmp_path / "whole")
     ]
+
+
+def test_compare_gives_each_method_its_objective_and_resumes(card, tmp_path):
+    from read_distill.experiments.compare import compare
+    from read_distill.experiments.methods import method_config
+
+    config = _config(card)
+    methods = ["read", "cot_sft", "logit_kd"]
+    whole = compare(config, methods, [0], tmp_path / "whole", quiet=True)
+    runs = tmp_path / "whole" / "600"
+    saved = {m: yaml.safe_load((runs / m / "seed0" / "config.yaml").read_text()) for m in methods}
+    assert (saved["logit_kd"]["train"]["signal"], saved["logit_kd"]["train"]["objective"]) == ("logit", "kd")
+    assert saved["cot_sft"]["policy"]["name"] == "one_hot" and saved["read"]["train"]["objective"] == "sft"
+    # Same seed, same data: only the objective differs, and so do the students it trained.
+    weights = {m: (runs / m / "seed0" / "student" / "model.safetensors").read_bytes() for m in ("cot_sft", "logit_kd")}
+    assert weights["cot_sft"] != weights["logit_kd"]
+    stopped = tmp_path / "cut" / "600" / "logit_kd" / "seed0"
+    run(method_config(config, "logit_kd", 0), stopped, quiet=True, stop_after_round=1)
+    cut = compare(config, methods, [0], tmp_path / "cut", quiet=True)
+    assert json.dumps(cut["tables"]) == json.dumps(whole["tables"])
+    assert (tmp_path / "whole" / "comparison.html").exists()
