@@ -243,9 +243,7 @@ def attach_lora(model: torch.nn.Module, lora: LoraConfig, seed: int) -> torch.nn
         target_modules=lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), warnings.catch_warnings():
-        # peft asks transformers a deprecated question; the answer is right and the warning not ours.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         return peft.get_peft_model(model, adapters)
 

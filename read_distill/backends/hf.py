@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,13 +228,16 @@ def prompt_logprobs(
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """No transformers progress bars inside: loading and saving small checkpoints every round
-    would print a "Loading weights" / "Writing model shards" bar each time."""
+    would print a "Loading weights" / "Writing model shards" bar each time. Nor the
+    deprecation warning that peft's wrapping raises in transformers: not ours to act on."""
     from transformers.utils import logging as hf_logging
 
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            yield
     finally:
         if shown:
             hf_logging.enable_progress_bar()
@@ -318,7 +322,8 @@ class HFStudent:
     ) -> None:
         self.config = config or TrainConfig()
         if self.config.lora is not None:
-            model = train.attach_lora(model, self.config.lora, seed)
+            with quiet_transformers():
+                model = train.attach_lora(model, self.config.lora, seed)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.teacher_model = teacher.model if isinstance(teacher, HFTeacher) else teacher
