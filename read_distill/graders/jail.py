@@ -1,12 +1,12 @@
-"""The jail of :mod:`read_distill.graders.sandbox`: run as a script, never imported.
+"""The jail of :mod:`read_distill.graders.sandbox`, run as a script once per snippet.
 
 ``python -I -S jail.py MODE CPU_S MEM_BYTES PARENT_PID WORKDIR`` reads a Python snippet
 from stdin, sets up the sandbox and runs the snippet in it with ``python -I -S``; its
 exit status is the snippet's. MODE ``isolated`` makes new namespaces and exits with
 :data:`NO_ISOLATION` (the reason on stderr) where it cannot; MODE ``fallback`` applies
-the limits but the process limit only, as the caller's user, in WORKDIR (RLIMIT_NPROC
-counts all of a user's processes, and does not bind root). It imports only what it needs of the standard library
-(it starts once per snippet, so every import is paid per call).
+the limits but the process limit, as the caller's user, in WORKDIR (RLIMIT_NPROC counts
+all of a user's processes, and does not bind root). It imports only the few standard
+modules it needs: every import is paid once per snippet.
 
 Process tree in isolated mode::
 

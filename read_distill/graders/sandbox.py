@@ -22,7 +22,9 @@ Where the namespaces cannot be made (not root, no CAP_SYS_ADMIN, Linux < 5.12), 
 runs: every call returns ``None`` and one warning says why, unless the weaker fallback is
 allowed (:func:`allow_fallback`, config ``grader.sandbox_fallback``): the snippet then
 runs as the caller's user with the rlimits but the process limit, an empty environment, a
-temporary working directory and a kill of its process group at the timeout. The jail itself is ``jail.py``, run as a script.
+temporary working directory and a kill of its process group at the timeout.
+
+The jail itself is ``jail.py``, run as a script once per snippet.
 """
 
 from __future__ import annotations
