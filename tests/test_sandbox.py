@@ -123,6 +123,11 @@ def test_process_limit_holds_for_root():
     assert int(run_python(count)) < MAX_PROCS
 
 
+def test_memory_limit_holds_for_root():
+    assert graded(f"x = bytearray(1 << 30)\nprint('{ESCAPED}')") == 0.0
+    assert run_python("try:\n    x = bytearray(1 << 30)\nexcept MemoryError:\n    print('MemoryError')", mem_mb=256) == "MemoryError\n"
+
+
 def test_grandchild_dies_with_the_sandbox():
     marker = f"{time.time() % 1000:.6f}"  # an argument no other process has
     spawn = f"""
