@@ -135,8 +135,13 @@ import os, time
 if os.fork() == 0:
     os.setsid()
     os.execv('/bin/sleep', ['sleep', '{marker}'])
-time.sleep(0.2)
-print('ready' if any(b'{marker}' in open(f'/proc/{{p}}/cmdline', 'rb').read() for p in os.listdir('/proc') if p.isdigit()) else 'no grandchild')
+def running():
+    return any(b'{marker}' in open(f'/proc/{{p}}/cmdline', 'rb').read() for p in os.listdir('/proc') if p.isdigit())
+for _ in range(50):  # until the grandchild has exec'd sleep
+    if running():
+        break
+    time.sleep(0.02)
+print('ready' if running() else 'no grandchild')
 """
     assert run_python(spawn) == "ready\n"
     assert processes_with(marker) == []
