@@ -142,10 +142,16 @@ class TrainConfig(_Section):
     replay_frac: float = Field(
         0.0, ge=0, lt=1, description="Share of each round's quota trained on the world's general replay mixture (same for every policy)."
     )
-    signal: Literal["resp", "cot", "logit"] = Field(
-        "cot", description="Teacher signal trained on: resp (answer only), cot (rationale + answer), logit (token distributions)."
+    signal: Literal["resp", "cot", "logit", "on_policy"] = Field(
+        "cot",
+        description="Text trained on: resp (teacher's answer only), cot (teacher's rationale + answer), logit (teacher's "
+        "token distributions), on_policy (the student's own samples at T = 1, scored by the teacher).",
     )
-    objective: Literal["sft", "kd"] = Field("sft", description="sft: cross-entropy on teacher tokens; kd: alpha*KL + (1-alpha)*CE.")
+    objective: Literal["sft", "kd", "reverse_kl"] = Field(
+        "sft",
+        description="sft: cross-entropy on the text; kd: alpha*KL(teacher || student) + (1-alpha)*CE; reverse_kl: "
+        "KL(student || teacher) on every token (with on_policy: on-policy distillation).",
+    )
     kd_alpha: float = Field(0.5, ge=0, le=1, description="kd: weight of KL(teacher || student) against the hard-token CE.")
     kd_temperature: float = Field(1.0, gt=0, description="kd: softmax temperature of both distributions (KL scaled by T^2).")
     answer_marker: str = Field("####", description="resp: the response starts at the last occurrence of this marker.")
@@ -356,6 +362,14 @@ def _check_names(config: Config, source: str) -> None:
             raise ConfigError(f"{source}: {field}: expected capability -> weight with some positive weight, got {weights}")
     if policy.capability is not None and policy.capability not in caps:
         raise ConfigError(f"{source}: policy.capability: unknown capability {policy.capability!r}; expected one of {caps}")
+    train = config.train
+    if train.signal == "on_policy" and train.objective == "sft":
+        raise ConfigError(
+            f"{source}: train.objective: sft with train.signal=on_policy would fit the student to its own samples; "
+            "expected kd or reverse_kl (the teacher scores the student's tokens)"
+        )
+    if train.signal == "on_policy" and config.world.kind == "sim":
+        raise ConfigError(f"{source}: train.signal: on_policy needs a student that samples; expected world.kind micro or hf")
     if policy.name == "fixed" and not policy.weights:
         raise ConfigError(f"{source}: policy.weights: required by policy fixed; expected capability -> weight")
     if policy.name == "schedule" and len(policy.schedule or []) < config.run.rounds:
@@ -382,6 +396,11 @@ def _check_served_teacher(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: world.teacher_model: required with world.teacher_url; give the model name the server serves")
     if wc.kind == "sim":
         raise ConfigError(f"{source}: world.teacher_url: world.kind=sim has no teacher model; use world.kind=micro or hf")
+    if tc.objective == "reverse_kl":
+        raise ConfigError(
+            f"{source}: train.objective=reverse_kl needs the teacher's full distribution at every student token, which a "
+            "served teacher does not give; use an in-process teacher (world.teacher) or train.signal=logit"
+        )
     if tc.objective == "kd" and tc.signal != "logit":
         raise ConfigError(
             f"{source}: train.signal={tc.signal} with train.objective=kd needs the teacher's full distribution, which a served "

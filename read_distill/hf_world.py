@@ -98,7 +98,7 @@ class ModelWorld:
         from read_distill.backends.hf import HFStudent, HFTeacher
 
         train = self.config.train
-        needs = train.signal == "logit" or train.objective == "kd"
+        needs = train.signal == "logit" or train.objective in ("kd", "reverse_kl")
         kd_teacher = self._teacher if needs and isinstance(self._teacher, HFTeacher) else None
         return HFStudent.from_pretrained(
             self._student_dir, config=train, teacher=kd_teacher, seed=seed, dtype=self._dtype, device=self._device, quiet=True

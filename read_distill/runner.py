@@ -210,6 +210,19 @@ def _interleave(teacher: list[Example], replay: list[Example]) -> list[Example]:
 MAX_PASSES = 4
 
 
+class _StudentWriter:
+    """The student in the teacher's place, for ``train.signal=on_policy``: the round's text
+    is its own samples (charged where teacher text would be, as the teacher scores each of
+    those tokens), drawn with the round's weights and ``seed``, so a resumed pass redraws
+    the same text."""
+
+    def __init__(self, student: Any, seed: int) -> None:
+        self.student, self.seed = student, seed
+
+    def generate(self, prompts: list[str], sampling: dict[str, Any]) -> list[Any]:
+        return self.student.sample(prompts, int(sampling["max_new_tokens"]), self.seed)
+
+
 def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: int) -> tuple[TrainStats, dict[str, int]]:
     """Fill round ``t``'s quota: generate examples for what is left, train on them, repeat.
 
@@ -255,7 +268,8 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
                 # only top up with teacher examples.
                 replay_tokens = int(left * config.train.replay_frac) if k == 0 else 0
                 rng = np.random.default_rng([config.run.seed, t, 1 + k])
-                examples = generator.generate_round(parts.teacher, w, left - replay_tokens, ledger, t, spent_frac, rng)
+                writer = _StudentWriter(student, config.run.seed * 1_000_003 + t * 1_009 + k) if config.train.signal == "on_policy" else parts.teacher
+                examples = generator.generate_round(writer, w, left - replay_tokens, ledger, t, spent_frac, rng)
                 if replay_tokens:
                     replay = _replay_examples(parts.world, ledger, replay_tokens, config.run.seed * 1_000_003 + t)
                     examples = _interleave(examples, replay)

@@ -16,6 +16,7 @@ Logit-SFT   ``logit``   ``sft``        rationale + answer   recorded top-k, else
 Resp-KD     ``resp``    ``kd``         answer only          teacher forward (full vocab)     a·T²·KL_T + (1-a)·CE
 CoT-KD      ``cot``     ``kd``         rationale + answer   teacher forward (full vocab)     a·T²·KL_T + (1-a)·CE
 Logit-KD    ``logit``   ``kd``         rationale + answer   recorded top-k, else teacher     a·T²·KL_T + (1-a)·CE
+On-policy   on_policy   reverse_kl     student's sample     teacher forward (full vocab)     T²·KL_T(student||teacher)
 ==========  ==========  =============  ===================  ===============================  =====================
 
 * *Text*: an example's completion is the teacher's full output (rationale + answer). ``resp``
@@ -114,6 +115,14 @@ def kl_full(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     return (t.exp() * (t - s)).sum(-1) * temperature**2
 
 
+def kl_reverse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-position T²·KL(softmax(s/T) || softmax(t/T)): the student's mass where the teacher
+    has little is what costs (mode-seeking), the on-policy distillation loss; shape [N]."""
+    t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    return (s.exp() * (s - t)).sum(-1) * temperature**2
+
+
 def kl_topk(
     student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor, temperature: float
 ) -> torch.Tensor:
@@ -138,9 +147,11 @@ def mixed_loss_sum(
     temperature: float,
     teacher_logits: torch.Tensor | None = None,
     topk: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    reverse: bool = False,
 ) -> torch.Tensor:
     """Sum over N label positions of the per-token loss: alpha·KL + (1-alpha)·CE where a
-    teacher distribution exists, CE elsewhere.
+    teacher distribution exists, CE elsewhere. ``reverse`` takes KL(student || teacher)
+    against ``teacher_logits`` instead of KL(teacher || student).
 
     ``student_logits`` [N, V] predict ``targets`` [N]. The teacher distribution of a position
     is its recorded top-k when ``topk = (rows, ids, logprobs)`` lists it (``rows`` [M] indexes
@@ -152,7 +163,7 @@ def mixed_loss_sum(
     kl = torch.zeros_like(ce)
     has_kd = torch.zeros_like(ce, dtype=torch.bool)
     if teacher_logits is not None:
-        kl = kl_full(student_logits, teacher_logits, temperature)
+        kl = (kl_reverse if reverse else kl_full)(student_logits, teacher_logits, temperature)
         has_kd[:] = True
     if topk is not None and topk[0].numel():
         rows, ids, lps = topk
@@ -166,6 +177,8 @@ def objective_weights(config: TrainConfig) -> tuple[float, float]:
     """(alpha, temperature) of ``config``'s signal × objective (see the module table)."""
     if config.objective == "kd":
         return config.kd_alpha, config.kd_temperature
+    if config.objective == "reverse_kl":
+        return 1.0, config.kd_temperature
     if config.signal == "logit":
         return 1.0, 1.0
     return 0.0, 1.0
@@ -387,15 +400,18 @@ def fit(
         raise ValueError("state was made for another model")
     torch.manual_seed(seed * 1_000_003 + round)
     alpha, temperature = objective_weights(config)
-    needs_teacher = alpha > 0 and config.signal != "logit"
+    # Reverse KL needs the teacher at every token of the text, which recorded top-k (the
+    # teacher's own generation) cannot give for text it did not write.
+    reverse = config.objective == "reverse_kl"
+    needs_teacher = alpha > 0 and (config.signal != "logit" or reverse)
     if needs_teacher and teacher_model is None:
-        raise ValueError(f"train.signal={config.signal} with objective kd needs a teacher model for KD")
+        raise ValueError(f"train.signal={config.signal} with objective {config.objective} needs a teacher model")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
     # 1. Plan: examples in order, sequences cut to max_seq_tokens (labels kept first), the
     #    last example cut so that billable spend is exactly the quota.
     remaining = min(int(quota_tokens), ledger.remaining)
-    use_records = alpha > 0 and config.signal == "logit"  # only Logit trains on teacher records
+    use_records = alpha > 0 and config.signal == "logit" and not reverse  # only Logit KD/SFT trains on teacher records
     items: list[_Item] = []
     unrecorded = misaligned = 0  # Logit examples without a record / whose record does not line up
     for ex in examples:
@@ -482,7 +498,7 @@ def fit(
                     if t_logits.shape[-1] != logits.shape[-1]:
                         raise ValueError("KD with a teacher model needs the student's vocabulary")
                     teacher = t_logits[:, :-1].to(logits.device)[where]
-                loss = mixed_loss_sum(student, targets[where], alpha, temperature, teacher, tensors["topk"]) * weight
+                loss = mixed_loss_sum(student, targets[where], alpha, temperature, teacher, tensors["topk"], reverse) * weight
                 acc.backward(loss)
             local_loss += loss.item() / acc.num_processes
         acc.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)

@@ -90,11 +90,14 @@ def test_config_is_frozen_and_dump_round_trips(tmp_path):
         ("policy.name=schedule", "policy.schedule: 0 allocations for 20 rounds"),
         ("run.name=[", "override 'run.name=[': not valid YAML: line 1, column 2"),
         ("task.requirement={math: 1, math: 2}", "duplicate key 'math'"),
+        ("task.requirement=unform", "task.requirement: expected capability -> weight, or uniform"),
+        ("train.signal=on_policy", "train.objective: sft with train.signal=on_policy would fit the student to its own samples"),
+        (("train.signal=on_policy", "train.objective=kd", "world.kind=sim"), "train.signal: on_policy needs a student that samples"),
     ],
 )
 def test_values_a_run_would_trip_on_are_one_line_errors(override, needle):
     with pytest.raises(ConfigError) as e:
-        load_config(None, [override])
+        load_config(None, [override] if isinstance(override, str) else list(override))
     assert needle in str(e.value) and len(str(e.value).splitlines()) == 1
 
 

@@ -97,3 +97,42 @@ def test_compare_gives_each_method_its_objective_and_resumes(card, tmp_path):
     cut = compare(config, methods, [0], tmp_path / "cut", quiet=True)
     assert json.dumps(cut["tables"]) == json.dumps(whole["tables"])
     assert (tmp_path / "whole" / "comparison.html").exists()
+
+
+def test_on_policy_distillation_trains_on_the_students_samples_and_resumes(card, tmp_path):
+    import torch
+
+    from read_distill.backends.hf import HFStudent, HFTeacher
+    from read_distill.train import encode_completion, encode_prompt, kl_reverse
+    from read_distill.world.build import ensure_world
+
+    from read_distill.config import with_overrides
+
+    config = with_overrides(_config(card, "train.signal=on_policy", "train.objective=reverse_kl", "train.lr=3e-3"), ["budget.total_tokens=1500"], "test")
+    whole = run(config, tmp_path / "whole", quiet=True)
+    stopped = tmp_path / "stopped"
+    run(config, stopped, quiet=True, stop_after_round=1)
+    assert _comparable(run(config, stopped, quiet=True, resume=True)) == _comparable(whole)
+    world = ensure_world("tiny", 0)
+    base = HFStudent.from_pretrained(world / "student", config=config.train, seed=0, quiet=True)
+    teacher = HFTeacher.from_pretrained(world / "teacher")
+    # The round's text is the student's own samples, not what the teacher would write.
+    rows = [json.loads(x) for x in (tmp_path / "whole/rounds/0001/examples.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["capability"] != "replay"]
+    written = teacher.generate([r["prompt"] for r in rows], {"max_new_tokens": 12})
+    assert rows and sum(g.text == r["completion"] for g, r in zip(written, rows, strict=True)) < len(rows) / 2
+    # And training on them moved the student towards the teacher: reverse KL on fresh samples falls.
+    trained = HFStudent.from_pretrained(tmp_path / "whole/student", config=config.train, seed=0, quiet=True)
+    prompts = [json.loads(x)["prompt"] for x in (tmp_path / "whole/rounds/0003/examples.jsonl").read_text().splitlines()][:16]
+
+    def reverse_kl(student):
+        total = n = 0.0
+        for p, g in zip(prompts, student.sample(prompts, 12, 7), strict=True):
+            ids = torch.tensor([encode_prompt(student.tokenizer, p) + encode_completion(student.tokenizer, g.text)])
+            k = ids.shape[1] - len(encode_prompt(student.tokenizer, p))
+            with torch.no_grad():
+                s, t = (m(input_ids=ids).logits[0, -k - 1 : -1] for m in (student.model, teacher.model))
+            total, n = total + kl_reverse(s, t, 1.0).sum().item(), n + k
+        return total / n
+
+    assert reverse_kl(trained) < reverse_kl(base)

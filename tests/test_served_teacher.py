@@ -145,6 +145,8 @@ def test_served_teacher_settings_are_checked_in_one_line(card, tmp_path):
         load_config(cfg, ["world.teacher_url=http://h/v1", "world.teacher_model=m", "train.objective=kd"])
     with pytest.raises(ConfigError, match="generation.top_logprobs"):
         load_config(cfg, ["world.teacher_url=http://h/v1", "world.teacher_model=m", "train.signal=logit"])
+    with pytest.raises(ConfigError, match="train.objective=reverse_kl needs the teacher's full distribution at every student token"):
+        load_config(cfg, ["world.teacher_url=http://h/v1", "world.teacher_model=m", "train.signal=on_policy", "train.objective=reverse_kl"])
     with pytest.raises(ConfigError, match="only used with world.teacher_url"):
         load_config(cfg, ["world.teacher_model=m"])
 

@@ -179,6 +179,21 @@ def test_kd_loss_is_zero_when_teacher_is_student(tokenizer):
     assert train.kl_topk(logits, top.indices, top.values, 1.7).abs().max() < 1e-5
 
 
+def test_reverse_kl_is_the_students_expectation_and_trains_towards_the_teacher(tokenizer):
+    s, t = torch.randn(5, 40), torch.randn(5, 40) * 3
+    ps, pt = torch.softmax(s, -1), torch.softmax(t, -1)
+    assert torch.allclose(train.kl_reverse(s, t, 1.0), (ps * (ps.log() - pt.log())).sum(-1), atol=1e-5)
+    assert not torch.allclose(train.kl_reverse(s, t, 1.0), train.kl_full(s, t, 1.0), atol=1e-2)
+    assert train.kl_reverse(s, s, 2.0).abs().max() < 1e-6
+    # Its loss through fit: zero against itself, and positive against another model.
+    student = make_model(tokenizer, 0)
+    config = TrainConfig(signal="on_policy", objective="reverse_kl")
+    same = HFStudent(student, tokenizer, config=config, teacher=copy.deepcopy(student), quiet=True)
+    assert abs(same.fit(make_examples(4), 10_000, Ledger(None, 10_000)).mean_loss) < 1e-6
+    other = HFStudent(make_model(tokenizer, 0), tokenizer, config=config, teacher=make_model(tokenizer, 1), quiet=True)
+    assert other.fit(make_examples(4), 10_000, Ledger(None, 10_000)).mean_loss > 0.01
+
+
 # -- what training changes ----------------------------------------------------------------
 def test_training_changes_student_never_teacher(tokenizer):
     student, teacher = make_model(tokenizer, 0), make_model(tokenizer, 1)

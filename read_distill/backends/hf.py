@@ -382,6 +382,14 @@ class HFStudent:
         )
         return [g.text for g in gens]
 
+    def sample(self, prompts: list[str], max_new_tokens: int, seed: int) -> list[Generation]:
+        """Completions drawn from the student's own distribution (T = 1, no truncation): the
+        text of on-policy distillation, whose reverse KL is an expectation under it."""
+        self.model.eval()
+        return generate_batched(
+            self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=1.0, batch_size=self.batch_size, seed=seed
+        )
+
     @torch.no_grad()
     def score(self, prompts: list[str], references: list[str]) -> list[float]:
         """Mean log-prob per token of each reference given its prompt (no EOS scored)."""

@@ -10,12 +10,18 @@ from __future__ import annotations
 from read_distill.config import Config, ConfigError, with_overrides
 from read_distill.policies import POLICIES
 
-#: The six single-capability objective baselines (the paper's Table 1): the whole budget
-#: on the task's top capability (``one_hot``) with one teacher signal and objective each.
+#: The single-capability baselines: the whole budget on the task's top capability
+#: (``one_hot``) with one signal and objective each: the paper's six (its Table 1) and
+#: on-policy distillation.
 SINGLE_CAPABILITY: dict[str, tuple[str, ...]] = {
-    f"{signal}_{objective}": ("policy.name=one_hot", f"train.signal={signal}", f"train.objective={objective}")
-    for signal in ("resp", "cot", "logit")
-    for objective in ("sft", "kd")
+    **{
+        f"{signal}_{objective}": ("policy.name=one_hot", f"train.signal={signal}", f"train.objective={objective}")
+        for signal in ("resp", "cot", "logit")
+        for objective in ("sft", "kd")
+    },
+    # On-policy distillation (GKD with lambda = 1): the student samples, the teacher scores
+    # every sampled token, the loss is reverse KL.
+    "on_policy": ("policy.name=one_hot", "train.signal=on_policy", "train.objective=reverse_kl"),
 }
 
 METHODS: dict[str, tuple[str, ...]] = {
@@ -25,6 +31,8 @@ METHODS: dict[str, tuple[str, ...]] = {
     # Ablations of read (docs/method.md §7). Without adaptation, read would keep its first
     # round's allocation, which is r: that is `task_static`, so it has no entry of its own.
     "read_no_identification": ("policy.name=read", "task.requirement=uniform"),
+    # read allocating on-policy distillation instead of teacher text.
+    "read_on_policy": ("policy.name=read", "train.signal=on_policy", "train.objective=reverse_kl"),
 }
 
 
