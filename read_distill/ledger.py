@@ -19,6 +19,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from read_distill import ranks
 from read_distill.types import PHASES, LedgerEntry
 
 UNITS = ("train", "gen+train")
@@ -41,7 +42,7 @@ class Ledger:
         if path is not None and path.exists():
             data = path.read_bytes()
             complete = data[: data.rfind(b"\n") + 1]
-            if len(complete) < len(data):
+            if len(complete) < len(data) and ranks.is_controller():
                 # A last line without its newline is an append cut off by a kill or a full
                 # disk. Every committed charge was synced before its commit, so the torn
                 # charge belongs to work a resume redoes: drop it, and cut it from the file
@@ -80,7 +81,8 @@ class Ledger:
         self.entries.append(entry)
         self._spent += entry.billable
         self._by_round[round] += entry.billable
-        if self.path is not None:
+        # Under a multi-process launch the controller alone writes the file (read_distill.ranks).
+        if self.path is not None and ranks.is_controller():
             if self._file is None:
                 self._file = self.path.open("a")
             self._file.write(json.dumps(entry.__dict__) + "\n")

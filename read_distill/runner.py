@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from read_distill import __version__
+from read_distill import __version__, ranks
 from read_distill.backends.base import Student, World
 from read_distill.config import Config, ConfigError, dump_config
 from read_distill.generate import Generator
@@ -148,6 +148,8 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
         student = world.student(pilot_seed)
         generator = Generator(world, config.generation, pilot_seed)
         teacher = world.teacher()
+        if ranks.size() > 1:
+            teacher = ranks.SharedTeacher(teacher)
         before = s0
         for t in range(config.policy.pilot_rounds):
             rng = np.random.default_rng([config.run.seed, 7919, calls["n"], t])
@@ -431,27 +433,41 @@ def run(
     resumes once it can be written again.
     """
     run_dir = Path(run_dir)
+    ranks.start(config.world.device)
     if world is None:
         check_inputs(config)
-    check_run_dir(run_dir, config, resume, overwrite)
-    with hold_run_dir(run_dir):
-        # Again under the lock: another process may have written here since the first check.
+    if not ranks.is_controller():
+        # The controller checks, locks and prepares the run directory; what stops it stops every rank.
+        problem = ranks.share(None)
+        if problem is not None:
+            raise RunDirError(problem)
+        return _run_rounds(config, run_dir, world, resume, True, stop_after_round)
+    prepared = False
+    try:
         check_run_dir(run_dir, config, resume, overwrite)
-        if overwrite:
-            clear_run_dir(run_dir)
-        if resume:
-            # Left by a process killed mid-write; no one else writes here while we hold the lock.
-            remove_temporaries(run_dir)
-        try:
-            return _run_rounds(config, run_dir, world, resume, quiet, stop_after_round)
-        except (OSError, sqlite3.OperationalError) as e:
-            where = _unwritable(e, run_dir)
-            if where is None:
-                raise
-            raise RunDirError(
-                f"{where}; the run stopped, its committed rounds are kept: once the run directory can be written again, "
-                f"continue it with --resume --run-dir {run_dir}"
-            ) from None
+        with hold_run_dir(run_dir):
+            # Again under the lock: another process may have written here since the first check.
+            check_run_dir(run_dir, config, resume, overwrite)
+            if overwrite:
+                clear_run_dir(run_dir)
+            if resume:
+                # Left by a process killed mid-write; no one else writes here while we hold the lock.
+                remove_temporaries(run_dir)
+            prepared = ranks.share(None) is None
+            try:
+                return _run_rounds(config, run_dir, world, resume, quiet, stop_after_round)
+            except (OSError, sqlite3.OperationalError) as e:
+                where = _unwritable(e, run_dir)
+                if where is None:
+                    raise
+                raise RunDirError(
+                    f"{where}; the run stopped, its committed rounds are kept: once the run directory can be written again, "
+                    f"continue it with --resume --run-dir {run_dir}"
+                ) from None
+    except Exception as e:
+        if not prepared:
+            ranks.share(str(e))
+        raise
 
 
 #: Errors that say the run directory cannot be written (full, read-only, not permitted).
@@ -504,7 +520,8 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         w_prev = state.last_allocation if t > 1 else None
         actions = candidate_actions(parts.requirement, w_prev, config.policy.top_k, config.policy.grid, config.policy.max_actions)
         with parts.wall("policy"):
-            w = parts.policy.select(context, actions, np.random.default_rng([config.run.seed, t]))
+            # Every rank's policy sees the same data; the controller's choice is the round's.
+            w = ranks.share(parts.policy.select(context, actions, np.random.default_rng([config.run.seed, t])))
             info = dict(parts.policy.info)
 
         stats, leakage = _generate_and_train(parts, rd, t, w, quota)
@@ -538,7 +555,8 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         state.last_gain = tuple((b - a) / 100 for a, b in zip(s, s_new, strict=True))
         state.template_window = parts.generator.cap.state_dict()
         _commit(parts, state)  # the commit point of round t
-        parts.tracker.log_round(t, allocation, new_profile, reward_parts, ledger, info, stats)
+        if ranks.is_controller():
+            parts.tracker.log_round(t, allocation, new_profile, reward_parts, ledger, info, stats)
         dev_note = f"  U_dev {dev_utility:.2f}" if dev_utility is not None else ""
         parts.say(
             f"round {t:>2}/{config.run.rounds}  {_fmt_alloc(caps, w):<40}  spent {B - ledger.remaining:>11,}/{B:,}"
@@ -565,19 +583,21 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
             raise ConfigError(f"capabilities: the world has {list(capabilities)}, the config {list(config.capabilities)}")
         requirement = card_requirement(world.card, capabilities, config.task.requirement)
         teacher = world.teacher()
-        if config.world.kind != "sim":
+        if config.world.kind != "sim" and ranks.is_controller():
             from read_distill.backends.cache import CachedTeacher
 
             # Every teacher output is kept, so a resumed or repeated round never pays twice.
             teacher = CachedTeacher(teacher, run_dir / "teacher_cache.sqlite")
+        if ranks.size() > 1:
+            teacher = ranks.SharedTeacher(teacher)
         parts = Parts(
             config=config, run_dir=run_dir, world=world, capabilities=capabilities, requirement=requirement,
             answer_form=world.answer_form(requirement),
             ledger=Ledger(run_dir / "ledger.jsonl", config.budget.total_tokens, config.budget.unit),
             teacher=teacher, student=world.student(config.run.seed),
             generator=Generator(world, config.generation, config.run.seed),
-            policy=make_policy(config.policy, capabilities, requirement), say=Progress(quiet), wall=wall,
-            tracker=Tracker(run_dir, config),
+            policy=make_policy(config.policy, capabilities, requirement), say=Progress(quiet or not ranks.is_controller()),
+            wall=wall, tracker=Tracker(run_dir, config),
         )
     return parts
 
@@ -626,7 +646,7 @@ def _resume(parts: Parts, state: RunState) -> RunState:
     # Teacher outputs cached after the last saved work were paid for by dropped work:
     # charge them once more when the redone work asks for them.
     mark = passes[-1]["cache_rows"] if passes and not older else state.teacher_cache_rows
-    if mark is not None:
+    if mark is not None and hasattr(parts.teacher, "owe_after"):  # the cache is the controller's
         parts.teacher.owe_after(mark)
     _restore_checkpoint(parts.student, parts.policy, parts.run_dir, state.round)
     parts.generator.cap.load_state_dict(state.template_window)
@@ -652,7 +672,8 @@ def _commit(parts: Parts, state: RunState) -> None:
     """Make ``state.round`` durable: the student and policy checkpoint, the ledger, then
     ``state.json`` last (a round counts once its state is written)."""
     with parts.wall("checkpoint"):
-        _commit_checkpoint(parts.student, parts.policy.state_dict(), parts.run_dir, state.round)
+        if ranks.is_controller():
+            _commit_checkpoint(parts.student, parts.policy.state_dict(), parts.run_dir, state.round)
     state.wall_s = parts.wall.drain_into(state.wall_s)
     state.teacher_cache_rows = _cache_rows(parts)
     parts.ledger.sync()
@@ -712,6 +733,8 @@ def _finished(parts: Parts) -> dict[str, Any]:
 def _report(parts: Parts) -> None:
     """``report.html``, where the config asks for it."""
     config = parts.config
+    if not ranks.is_controller():
+        return
     if config.run.report if config.run.report is not None else config.world.kind != "sim":
         try:
             from read_distill.report import write_report

@@ -8,9 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from read_distill import ranks
+
 
 def write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (readers see the old or the new file)."""
+    """Replace ``path`` with ``text`` atomically (readers see the old or the new file).
+    Under a multi-process launch only the controller writes (:mod:`read_distill.ranks`)."""
+    if not ranks.is_controller():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -96,7 +96,8 @@ def test_every_shipped_config_validates():
 
     root = Path(__file__).parent.parent / "configs"
     configs = sorted(root.glob("**/*.yaml"))
-    configs = [c for c in configs if "tasks" not in c.parts]
+    # configs/accelerate holds accelerate's launch configs, not read-distill's.
+    configs = [c for c in configs if "tasks" not in c.parts and "accelerate" not in c.parts]
     assert len(configs) >= 4
     for c in configs:
         assert main(["validate", str(c)]) == 0, c

@@ -28,9 +28,11 @@ def card(tmp_path_factory):
 
 
 def _config(card, *overrides):
-    return load_config(
-        None,
-        [
+    return load_config(None, _overrides(card, *overrides))
+
+
+def _overrides(card, *overrides):
+    return [
             "world.kind=micro",
             "world.micro_size=tiny",
             f"task.card={card}",
@@ -41,8 +43,7 @@ def _config(card, *overrides):
             "generation.batch_size=8",
             "generation.max_new_tokens={general_knowledge: 12, steerability: 12, reasoning: 12, math: 12, code: 12, tool_use: 12, long_context: 12, multilingual: 12}",
             *overrides,
-        ],
-    )
+        ]
 
 
 def _comparable(summary):
@@ -136,3 +137,40 @@ def test_on_policy_distillation_trains_on_the_students_samples_and_resumes(card,
         return total / n
 
     assert reverse_kl(trained) < reverse_kl(base)
+
+
+def _launch(processes, run_dir, overrides, stop=None, resume=False):
+    """``tests/launch_run.py`` under torchrun with ``processes`` CPU processes (gloo)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("launch_run.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", str(script),
+           str(run_dir), "-" if stop is None else str(stop), "resume" if resume else "fresh", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-6000:]
+    return json.loads((run_dir / "summary.json").read_text()) if stop is None else None
+
+
+def test_two_processes_run_the_loop_as_one_and_resume(card, tmp_path):
+    from safetensors.torch import load_file
+
+    overrides = _overrides(card, "policy.name=read", "train.batch_size=4")
+    one = run(load_config(None, overrides), tmp_path / "one", quiet=True)
+    two = _launch(2, tmp_path / "two", overrides)
+    # The controller chose, charged and wrote as one process does: same allocations, the
+    # same global ledger, the same profiles; the data-parallel student ends where the
+    # single-process one does, up to the order of float sums.
+    assert two["allocations"] == one["allocations"] and two["ledger"] == one["ledger"]
+    assert two["profiles"] == one["profiles"] and two["final_utility"] == one["final_utility"]
+    ledger = lambda d: [(e["round"], e["phase"], e["tokens"], e["billable"]) for e in map(json.loads, (d / "ledger.jsonl").read_text().splitlines())]  # noqa: E731
+    assert ledger(tmp_path / "two") == ledger(tmp_path / "one")
+    w1, w2 = (load_file(tmp_path / d / "student" / "model.safetensors") for d in ("one", "two"))
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
+    # Killed after round 1 and resumed under two processes: the same run.
+    _launch(2, tmp_path / "cut", overrides, stop=1)
+    resumed = _launch(2, tmp_path / "cut", overrides, resume=True)
+    assert _comparable(resumed) == _comparable(two)

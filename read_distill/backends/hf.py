@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from read_distill import train
+from read_distill import ranks, train
 from read_distill.config import ConfigError, TrainConfig
 from read_distill.ledger import Ledger
 from read_distill.types import Example, Generation, TrainStats
@@ -375,26 +375,33 @@ class HFStudent:
         )
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        """Greedy completions, batched with left padding."""
+        """Greedy completions, batched with left padding (split across ranks, see :mod:`read_distill.ranks`)."""
         self.model.eval()
-        gens = generate_batched(
-            self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size
+        return ranks.split_map(
+            lambda mine: [g.text for g in generate_batched(self.model, self.tokenizer, mine, max_new_tokens=max_new_tokens, batch_size=self.batch_size)],
+            prompts,
         )
-        return [g.text for g in gens]
 
     def sample(self, prompts: list[str], max_new_tokens: int, seed: int) -> list[Generation]:
         """Completions drawn from the student's own distribution (T = 1, no truncation): the
         text of on-policy distillation, whose reverse KL is an expectation under it."""
         self.model.eval()
-        return generate_batched(
-            self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=1.0, batch_size=self.batch_size, seed=seed
+        return ranks.split_map(
+            lambda mine: generate_batched(
+                self.model, self.tokenizer, mine, max_new_tokens=max_new_tokens, temperature=1.0, batch_size=self.batch_size, seed=seed
+            ),
+            prompts,
         )
 
-    @torch.no_grad()
     def score(self, prompts: list[str], references: list[str]) -> list[float]:
-        """Mean log-prob per token of each reference given its prompt (no EOS scored)."""
+        """Mean log-prob per token of each reference given its prompt (no EOS scored; split
+        across ranks, see :mod:`read_distill.ranks`)."""
         if len(prompts) != len(references):
             raise ValueError("score needs one reference per prompt")
+        return ranks.split_map(lambda mine: self._score([p for p, _ in mine], [r for _, r in mine]), list(zip(prompts, references, strict=True)))
+
+    @torch.no_grad()
+    def _score(self, prompts: list[str], references: list[str]) -> list[float]:
         self.model.eval()
         pairs = [
             (train.encode_prompt(self.tokenizer, p), train.encode_completion(self.tokenizer, r, eos=False))

@@ -1,0 +1,94 @@
+"""The round loop across processes (``accelerate launch`` or ``torchrun``, N ranks).
+
+Every rank runs the whole loop in lockstep. Rank 0 is the controller: it alone calls the
+teacher, writes the run directory (config, ledger, rounds, checkpoints, report, tracker)
+and prints; the other ranks receive what it decides (the allocation, the teacher's
+outputs) and keep the same in-memory state, so every rank charges the same global
+tokens to its ledger copy. Training is data-parallel through accelerate (each rank takes
+a strided share of every optimizer batch, DDP averages the gradients), and the student's
+generation and scoring for probes and evaluation are split across ranks and gathered.
+One process (no launcher) is the special case where every function here is the
+identity. The process group is accelerate's; nothing here is a distributed system of
+its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def size() -> int:
+    """Number of processes in the launch (``WORLD_SIZE``; 1 without a launcher)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def index() -> int:
+    """This process's rank (``RANK``; 0 without a launcher)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_controller() -> bool:
+    """Whether this process is rank 0, the one that calls the teacher and writes files."""
+    return index() == 0
+
+
+def start(device: str) -> None:
+    """Join the launch's process group before the first collective: gloo where the run's
+    device (``world.device``) is the CPU, NCCL on GPUs; a no-op in one process."""
+    if size() > 1:
+        import torch
+        from accelerate import PartialState
+
+        from read_distill.config import ConfigError
+
+        # A sharded student (FSDP, DeepSpeed ZeRO-3) would have to gather its weights to
+        # generate the probes' and on-policy text; the loop does not, so say so first.
+        for var, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+            if os.environ.get(var, "").lower() in ("1", "true"):
+                raise ConfigError(f"accelerate launch: {name} is not supported yet (the student generates between rounds); use data parallelism, e.g. --config_file configs/accelerate/ddp.yaml")
+        PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
+
+
+def share(value: T) -> T:
+    """The controller's ``value``, on every rank."""
+    if size() == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    box = [value if is_controller() else None]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def split_map(fn: Callable[[list[Any]], list[T]], items: list[Any]) -> list[T]:
+    """``fn(items)``, with each rank computing it on a strided share of ``items`` and every
+    rank receiving all results in the order of ``items``."""
+    if size() == 1:
+        return fn(items)
+    from accelerate.utils import gather_object
+
+    mine = list(range(index(), len(items), size()))
+    local = fn([items[i] for i in mine]) if mine else []
+    out: list[Any] = [None] * len(items)
+    for i, value in gather_object(list(zip(mine, local, strict=True))):
+        out[i] = value
+    return out
+
+
+class SharedTeacher:
+    """A teacher whose outputs come from the controller's call: on the other ranks
+    ``generate`` returns what the controller's teacher generated (so the teacher, and a
+    served one's cost, is paid once); everything else is the wrapped teacher's."""
+
+    def __init__(self, teacher: Any) -> None:
+        self.teacher = teacher
+
+    def generate(self, prompts: list[str], sampling: dict[str, Any]) -> list[Any]:
+        return share(self.teacher.generate(prompts, sampling) if is_controller() else None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.teacher, name)
