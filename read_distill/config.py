@@ -174,9 +174,20 @@ class TrainConfig(_Section):
     )
 
 
+class ProbeSuite(_Section):
+    path: str = Field(description="JSONL rows (prompt, answer, grader), e.g. from `read-distill bench export`.")
+    size: int | None = Field(None, ge=1, description="A subset of this many rows (drawn with `seed`); default all.")
+    seed: Seed = Field(0, description="Seed of the subset.")
+
+
 class ProbeConfig(_Section):
     items_per_capability: int = Field(32, ge=1, description="Held-out probe items per capability.")
     seed: Seed = Field(0, description="Seed of the probe suite (fixed across runs so profiles compare).")
+    suites: dict[str, ProbeSuite] = Field(
+        default_factory=dict,
+        description="world.kind hf: capability -> benchmark rows probing it instead of its template items "
+        "(held out from training prompts by hash, like every probe).",
+    )
 
 
 class WorldConfig(_Section):
@@ -353,7 +364,8 @@ def _check_names(config: Config, source: str) -> None:
     policy = config.policy
     allocations = {"policy.weights": policy.weights} if policy.weights is not None else {}
     allocations.update({f"policy.schedule.{t}": w for t, w in enumerate(policy.schedule or [])})
-    for field, weights in {**allocations, "generation.max_new_tokens": config.generation.max_new_tokens}.items():
+    named = {**allocations, "generation.max_new_tokens": config.generation.max_new_tokens, "probe.suites": config.probe.suites}
+    for field, weights in named.items():
         unknown = sorted(set(weights) - set(caps))
         if unknown:
             raise ConfigError(f"{source}: {field}: unknown capabilities {unknown}; expected some of {caps}")

@@ -23,10 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from read_distill.backends.base import Student
-from read_distill.config import Config, ConfigError
+from read_distill.config import Config, ConfigError, ProbeSuite
 from read_distill.ledger import Ledger
 from read_distill.probes import item_scores, probe
+from read_distill.task_data import read_rows
 from read_distill.tasks import TaskCard, load_card
 from read_distill.templates import prompt_hash
 from read_distill.types import DIFFICULTIES, Example, Item, Profile
@@ -177,13 +180,27 @@ def ungraded(item: Item, reference: str = "") -> Item:
     return replace(item, answer=reference, grader="")
 
 
+def benchmark_suite(capability: str, suite: ProbeSuite) -> list[Item]:
+    """The rows of ``suite`` (every row checked as task data is), or ``size`` of them drawn
+    with ``seed``, in file order."""
+    card = TaskCard(name=capability, description=f"probe suite {suite.path}")
+    rows = read_rows(Path(suite.path), card)
+    if suite.size is None:
+        return rows
+    if suite.size > len(rows):
+        raise ConfigError(f"probe.suites.{capability}.size: {suite.size} asked, {suite.path} has {len(rows)} rows")
+    keep = np.random.default_rng(suite.seed).choice(len(rows), size=suite.size, replace=False)
+    return [rows[i] for i in sorted(keep)]
+
+
 def template_suite(config: Config, source: Any) -> dict[str, list[Item]]:
     """``probe.items_per_capability`` distinct template items per capability, cycling through
-    the difficulties so the profile covers the whole range."""
+    the difficulties so the profile covers the whole range; a capability with a benchmark
+    suite (``probe.suites``) is probed on its rows instead."""
     n, graded = config.probe.items_per_capability, config.world.probe_scoring == "graded"
     base = PROBE_SEED_BASE + config.probe.seed * PROBE_SEED_STRIDE
-    suite = {}
-    for capability in config.capabilities:
+    suite = {c: benchmark_suite(c, s) for c, s in config.probe.suites.items()}
+    for capability in (c for c in config.capabilities if c not in suite):
         items, seen = [], set()
         for k in range(n * PROBE_DRAWS_PER_ITEM):
             if len(items) == n:

@@ -6,8 +6,10 @@ import json
 import sqlite3
 
 import pytest
+import yaml
 
-from read_distill.config import Config, ConfigError
+from read_distill.config import Config, ConfigError, load_config
+from read_distill.templates import prompt_hash
 from read_distill.types import CAPABILITIES
 
 pytestmark = pytest.mark.tiny
@@ -103,3 +105,29 @@ def test_logit_kd_across_two_vocabularies_stops_before_anything_is_created(hf_co
             assert err.count("\n") == 1 and "train.signal=logit" in err and str(student) in err and models["teacher"] in err, err
             assert main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
             assert not (tmp_path / "run").exists()
+
+
+def test_a_capability_can_be_probed_on_benchmark_rows(hf_config, models, card, tmp_path, capsys):
+    from read_distill.cli import main
+    from read_distill.hf_world import make_world
+
+    rows = [{"prompt": f"What is {a} + {a}? Answer:", "answer": str(2 * a), "grader": "gsm8k"} for a in range(6)]
+    path = tmp_path / "math.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    world = make_world(hf_config(probe={"suites": {"math": {"path": str(path), "size": 4, "seed": 1}}}))
+    suite = world.suite["math"]
+    assert len(suite) == 4 and {it.prompt for it in suite} < {r["prompt"] for r in rows}
+    assert all(it.grader == "gsm8k" for it in suite) and len(world.suite["code"]) == 2
+    # Held out from training like every probe, and scored through the same probe.
+    assert {prompt_hash(it.prompt) for it in suite} <= world.evaluation_hashes()
+    with pytest.raises(ConfigError, match=r"probe.suites.math.size: 9 asked, .* has 6 rows"):
+        make_world(hf_config(probe={"suites": {"math": {"path": str(path), "size": 9}}}))
+    # A broken row is one line naming the file and line, from validate, before any run.
+    path.write_text(path.read_text() + '{"prompt": "x"}\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(hf_config(probe={"suites": {"math": {"path": str(path)}}}).model_dump(mode="json")))
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"read-distill: error: {path}:7: answer: missing;") and len(err.splitlines()) == 1
+    with pytest.raises(ConfigError, match="probe.suites: unknown capabilities"):
+        load_config(cfg, ["probe.suites={mth: {path: x}}"])
