@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from read_distill.config import ConfigError, load_config
+from read_distill.config import ConfigError, dump_config, load_config
 from read_distill.experiments.compare import compare, equivalent_budget
 from read_distill.experiments.methods import METHODS, method_config
 from read_distill.runner import run
@@ -55,6 +55,10 @@ def test_compare_over_budgets_resumes_an_interrupted_run_and_reports_equivalent_
     stopped = tmp_path / "cut" / "8000000" / "read" / "seed1"
     run(method_config(config, "read", 1, 8_000_000), stopped, quiet=True, stop_after_round=2)
     assert not (stopped / "summary.json").exists()
+    # And one killed before its first round committed: only its config was written.
+    early = tmp_path / "cut" / "2000000" / "task_static" / "seed0"
+    early.mkdir(parents=True)
+    (early / "config.yaml").write_text(dump_config(method_config(config, "task_static", 0, 2_000_000)))
     cut = compare(config, methods, seeds, tmp_path / "cut", budgets=budgets, quiet=True)
     assert json.dumps(cut["tables"]) == json.dumps(whole["tables"])
     assert [t["budget"] for t in whole["tables"]] == budgets

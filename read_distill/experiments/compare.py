@@ -93,7 +93,7 @@ def compare(
                 print(f"[compare] budget {budget:,}: {method} seed {seed}", flush=True)
             if method not in worlds:
                 worlds[method] = make_world(configs[key])
-            run(configs[key], run_dirs[key], world=worlds[method], resume=(run_dirs[key] / "state.json").exists(), quiet=True)
+            run(configs[key], run_dirs[key], world=worlds[method], resume=_started(run_dirs[key]), quiet=True)
     tables = []
     for budget in budgets:
         runs = {m: [run_metrics(read_json(run_dirs[budget, m, s] / "summary.json"), requirement, config.reward.top_k) for s in seeds]
@@ -118,6 +118,12 @@ def compare(
     return result
 
 
+def _started(run_dir: Path) -> bool:
+    """Whether a run was started in ``run_dir`` (its config written): it resumes, from
+    round 0 where it was stopped before committing any."""
+    return (run_dir / "config.yaml").exists()
+
+
 def _run_one(config: Config, run_dir: Path, threads: int) -> float:
     """One run in a worker process (its own world), on ``threads`` torch threads."""
     from read_distill.runner import run
@@ -126,7 +132,7 @@ def _run_one(config: Config, run_dir: Path, threads: int) -> float:
         import torch
 
         torch.set_num_threads(threads)
-    return run(config, run_dir, resume=(run_dir / "state.json").exists(), quiet=True)["final_utility"]
+    return run(config, run_dir, resume=_started(run_dir), quiet=True)["final_utility"]
 
 
 def _run_parallel(configs: dict[tuple[int, str, int], Config], run_dirs: dict, jobs: int, quiet: bool) -> None:
