@@ -87,6 +87,9 @@ class PolicyConfig(_Section):
     ensemble_size: int = Field(5, ge=1, description="J, number of MLPs in the reward-model ensemble.")
     hidden: int = Field(64, ge=1, description="Hidden width of each reward-model MLP.")
     top_k: int = Field(3, ge=1, description="Sparse actions use the top-k capabilities of r.")
+    beta: float = Field(
+        0.5, ge=0, description="read: weight of the spillover term in the reward its model scores candidates by (0: no interaction awareness)."
+    )
     grid: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = Field(
         (0.25, 0.5, 0.75), description="Pair weights of sparse actions, each in (0, 1)."
     )

@@ -85,3 +85,18 @@ def test_compare_in_worker_processes_equals_one_process(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main([*args, "--jobs", "0"])
     assert e.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_the_interaction_ablation_changes_what_read_scores_candidates_by():
+    import numpy as np
+
+    from read_distill.policies.read import ReadPolicy
+
+    config = load_config(None, ["world.kind=sim"])
+    ablated = method_config(config, "read_no_interaction", 0)
+    assert (ablated.reward.beta, ablated.policy.beta, config.policy.beta) == (0.0, 0.0, 0.5)
+    r = tuple([0.5, 0.5] + [0.0] * (len(config.capabilities) - 2))
+    drop = np.asarray([[[4.0, -6.0]]])  # (member, candidate, needed capability) score changes
+    with_spill = ReadPolicy(tuple(config.capabilities), r, config.policy)._rewards(drop)
+    without = ReadPolicy(tuple(config.capabilities), r, ablated.policy)._rewards(drop)
+    assert without.item() == -1.0 and with_spill.item() == -1.0 - 0.5 * 0.5 * 6.0

@@ -31,6 +31,9 @@ METHODS: dict[str, tuple[str, ...]] = {
     # Ablations of read (docs/method.md §7). Without adaptation, read would keep its first
     # round's allocation, which is r: that is `task_static`, so it has no entry of its own.
     "read_no_identification": ("policy.name=read", "task.requirement=uniform"),
+    # Without interaction awareness: no spillover term, in the logged reward nor in the one
+    # read scores candidates by.
+    "read_no_interaction": ("policy.name=read", "reward.beta=0", "policy.beta=0"),
     # read allocating on-policy distillation instead of teacher text.
     "read_on_policy": ("policy.name=read", "train.signal=on_policy", "train.objective=reverse_kl"),
 }

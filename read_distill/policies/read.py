@@ -111,9 +111,6 @@ _PROCESS_NOISE = 0.25
 #: Probe noise (points) assumed when the probes report no intervals, and its floor.
 _DEFAULT_NOISE = 1.0
 _MIN_NOISE = 0.05
-#: Weight of the spillover term in the model's reward: the default beta of docs/method.md §6
-#: (fixed here, not ``reward.beta``; see docs/method.md §9).
-_BETA = 0.5
 #: Scale of the random first-layer weights of the hidden units.
 _INPUT_SCALE = 1.5
 
@@ -349,7 +346,7 @@ class ReadPolicy:
         r = np.asarray(self.requirement)[out]
         ess = set(essential(self.requirement, self.config.top_k))
         mask = np.asarray([c in ess for c in out], dtype=float)
-        raw = delta @ r - _BETA * (np.maximum(0.0, -delta) * (r * mask)).sum(axis=-1)
+        raw = delta @ r - self.config.beta * (np.maximum(0.0, -delta) * (r * mask)).sum(axis=-1)
         return self.calibration["slope"] * raw
 
     def select(self, context: Context, actions: list[Allocation], rng: np.random.Generator) -> Allocation:
