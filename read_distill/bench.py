@@ -1,8 +1,9 @@
 """``read-distill bench``: benchmark data as task rows, and the list of graders.
 
 ``export`` writes JSONL rows (``prompt``, ``answer``, ``grader``) that a task card names as
-its dev/test data: BFCL from the data inside the bfcl-eval package, IFEval, GSM8K and
-multiple choice from a local file in the benchmark's own fields (no package ships those).
+its dev/test data: BFCL and HumanEval from the data inside their packages (HumanEval also
+from a local file), IFEval, GSM8K and multiple choice from a local file in the benchmark's
+own fields (no package ships those).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import json
 from pathlib import Path
 
 from read_distill.config import ConfigError
-from read_distill.graders import GRADERS, bfcl, gsm8k, ifeval, mc
+from read_distill.graders import GRADERS, bfcl, gsm8k, humaneval, ifeval, mc
 from read_distill.graders.sources import missing_package
 
 #: Benchmarks read from a local file the user names with ``--from``.
 FROM_FILE = {"ifeval": ifeval.export_rows, "gsm8k": gsm8k.export_rows, "mc": mc.export_rows}
-BENCHMARKS = ("bfcl", *FROM_FILE)
+BENCHMARKS = ("bfcl", "humaneval", *FROM_FILE)
 
 
 def export_rows(benchmark: str, category: str | None = None, source: Path | None = None) -> list[dict[str, str]]:
@@ -28,6 +29,8 @@ def export_rows(benchmark: str, category: str | None = None, source: Path | None
         if missing:
             raise ConfigError(f"bench export bfcl: {missing}")
         return bfcl.export_rows(category)
+    if benchmark == "humaneval":
+        return humaneval.export_rows(source)
     if source is None:
         raise ConfigError(f"bench export {benchmark}: --from: expected the benchmark's JSONL file")
     return FROM_FILE[benchmark](source)

@@ -57,3 +57,16 @@ def test_completion_is_cut_at_the_stop_sequences():
 def test_malformed_reference_is_a_failure():
     assert humaneval.answer_problem('{"prompt": "def f():"}') is not None
     assert GRADERS["humaneval"]("not json", "    return 1\n") == 0.0
+
+
+def test_export_writes_the_packages_problems_as_rows_a_card_reads(tmp_path):
+    from read_distill.cli import main
+    from read_distill.task_data import read_rows
+    from read_distill.tasks import load_card
+
+    out = tmp_path / "he.jsonl"
+    assert main(["bench", "export", "humaneval", "--out", str(out), "--limit", "5"]) == 0
+    (tmp_path / "card.yaml").write_text("name: he\ndescription: d\nmetric: humaneval\ndata: {dev: he.jsonl, test: he.jsonl}\n")
+    items = read_rows(out, load_card(str(tmp_path / "card.yaml")))
+    assert len(items) == 5 and all(it.grader == "humaneval" for it in items)
+    assert items[0].prompt.startswith("from typing import List")
