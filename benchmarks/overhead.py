@@ -3,8 +3,9 @@
 Runs ``configs/demo.yaml`` (or CONFIG with overrides) once, or reads a finished run
 directory, and prints from its ``summary.json`` the wall time and the tokens of every
 phase as shares of the run, measured in that run. Control is the work plain
-distillation would not do: probes, dev/test evaluation and the policy. The last line is
-the control overhead in % of wall time:
+distillation would not do: probes, dev/test evaluation and the policy (the initial and
+final test evaluation, which any method's result needs, is part of the evaluation phase).
+The last line is the control overhead in % of wall time:
 
     .venv/bin/python benchmarks/overhead.py [CONFIG] [key=value ...]
     .venv/bin/python benchmarks/overhead.py --run-dir RUN_DIR
