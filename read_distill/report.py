@@ -546,6 +546,9 @@ def write_comparison(result: dict[str, Any], out: Path | str) -> Path:
     every method (seeds and 95 % intervals) and the table of tests against read; with
     several budgets, utility against budget and the equivalent-budget table."""
     import matplotlib
+
+    from read_distill.experiments.statistics import vs_read_cells
+
     target, tables = Path(out), result["tables"]
     head = ["method", "final utility", "read − method (paired, 95 % CI)", "p paired (Holm)", "p Welch (Holm)",
             "on-target Δ", "off-target Δ"]
@@ -565,9 +568,7 @@ def write_comparison(result: dict[str, Any], out: Path | str) -> Path:
                 fu, vs = e["final_utility"], e.get("vs_read")
                 cells = [m, f"{fu['mean']:.2f} ± {fu['std']:.2f}"]
                 if vs:
-                    pt, wt = vs["paired"], vs["welch"]
-                    cells += [f"{pt['diff']:+.2f} [{pt['ci95'][0]:+.2f}, {pt['ci95'][1]:+.2f}]",
-                              f"{pt['p']:.3g} ({pt['p_holm']:.3g})", f"{wt['p']:.3g} ({wt['p_holm']:.3g})"]
+                    cells += vs_read_cells(vs)
                 else:
                     cells += ["–", "–", "–"]
                 cells += [_change(e[k]["mean"]) for k in ("on_target_change", "off_target_change")]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from read_distill.experiments.statistics import holm, paired, welch
+from read_distill.experiments.statistics import holm, paired, vs_read_cells, welch
 
 
 def test_holm_steps_down_and_stays_monotone():
@@ -31,3 +31,9 @@ def test_undefined_tests_are_nan_not_errors():
     assert math.isnan(welch([1.0], [2.0, 3.0])["p"]) and math.isnan(paired([1.0, 2.0], [0.0, 1.0])["p"])
     with pytest.raises(ValueError, match="matched seeds"):
         paired([1.0, 2.0], [1.0])
+
+
+def test_cells_say_dash_where_a_test_is_undefined():
+    one_seed = {"paired": paired([70.0], [40.0]), "welch": welch([70.0], [40.0])}
+    one_seed["paired"]["p_holm"] = one_seed["welch"]["p_holm"] = math.nan
+    assert vs_read_cells(one_seed) == ["+30.00", "— (—)", "— (—)"]

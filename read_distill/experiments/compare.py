@@ -15,7 +15,7 @@ import numpy as np
 
 from read_distill.config import Config
 from read_distill.experiments.methods import SINGLE_CAPABILITY, method_config
-from read_distill.experiments.statistics import holm, paired, welch
+from read_distill.experiments.statistics import holm, paired, vs_read_cells, welch
 from read_distill.report import write_comparison
 from read_distill.rewards import essential
 from read_distill.store import read_json, write_json, write_text
@@ -180,9 +180,7 @@ def tabulate(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     for method, e in table.items():
         cells = [f"{e['final_utility']['mean']:.2f} ± {e['final_utility']['std']:.2f}"]
         if "vs_read" in e:
-            pt, wt = e["vs_read"]["paired"], e["vs_read"]["welch"]
-            cells += [f"{pt['diff']:+.2f} [{pt['ci95'][0]:+.2f}, {pt['ci95'][1]:+.2f}]",
-                      f"{pt['p']:.3g} ({pt['p_holm']:.3g})", f"{wt['p']:.3g} ({wt['p_holm']:.3g})"]
+            cells += vs_read_cells(e["vs_read"])
         else:
             cells += ["—", "—", "—"]
         cells += [f"{e[m]['mean']:.2f} ± {e[m]['std']:.2f}" for m in ("on_target_change", "off_target_change")]

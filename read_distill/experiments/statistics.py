@@ -54,3 +54,17 @@ def holm(ps: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(finite) - rank) * p))
         out[i] = running
     return out
+
+
+def vs_read_cells(vs_read: dict[str, dict]) -> list[str]:
+    """The table cells of one method against read: read − method with its paired 95 %
+    interval, then paired and Welch p with their Holm values; "—" where a test is undefined
+    (one seed, or differences that never vary)."""
+
+    def num(x: float, fmt: str) -> str:
+        return "—" if math.isnan(x) else format(x, fmt)
+
+    pt, wt = vs_read["paired"], vs_read["welch"]
+    interval = "" if math.isnan(pt["ci95"][0]) else f" [{pt['ci95'][0]:+.2f}, {pt['ci95'][1]:+.2f}]"
+    return [f"{num(pt['diff'], '+.2f')}{interval}",
+            f"{num(pt['p'], '.3g')} ({num(pt['p_holm'], '.3g')})", f"{num(wt['p'], '.3g')} ({num(wt['p_holm'], '.3g')})"]
