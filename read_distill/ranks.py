@@ -79,6 +79,11 @@ def split_map(fn: Callable[[list[Any]], list[T]], items: list[Any]) -> list[T]:
     return out
 
 
+def shared(teacher: Any) -> Any:
+    """``teacher`` as every rank sees it: itself in one process, else a :class:`SharedTeacher`."""
+    return SharedTeacher(teacher) if size() > 1 else teacher
+
+
 class SharedTeacher:
     """A teacher whose outputs come from the controller's call: on the other ranks
     ``generate`` returns what the controller's teacher generated (so the teacher, and a

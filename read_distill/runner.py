@@ -147,9 +147,7 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
         pilot_seed = config.run.seed * 1_000_003 + 7919 + calls["n"]
         student = world.student(pilot_seed)
         generator = Generator(world, config.generation, pilot_seed)
-        teacher = world.teacher()
-        if ranks.size() > 1:
-            teacher = ranks.SharedTeacher(teacher)
+        teacher = ranks.shared(world.teacher())
         before = s0
         for t in range(config.policy.pilot_rounds):
             rng = np.random.default_rng([config.run.seed, 7919, calls["n"], t])
@@ -588,8 +586,7 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
 
             # Every teacher output is kept, so a resumed or repeated round never pays twice.
             teacher = CachedTeacher(teacher, run_dir / "teacher_cache.sqlite")
-        if ranks.size() > 1:
-            teacher = ranks.SharedTeacher(teacher)
+        teacher = ranks.shared(teacher)
         parts = Parts(
             config=config, run_dir=run_dir, world=world, capabilities=capabilities, requirement=requirement,
             answer_form=world.answer_form(requirement),

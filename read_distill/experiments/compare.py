@@ -68,6 +68,8 @@ def compare(
     from read_distill.runner import make_world, run
     from read_distill.tasks import card_requirement
 
+    if jobs > 1 and world is not None:
+        raise ValueError("compare: jobs > 1 builds a world in each worker; give no world")
     budgets = budgets or [config.budget.total_tokens]
     configs = {(b, m, s): method_config(config, m, s, b) for b in budgets for m in methods for s in seeds}
     if world is None:
@@ -81,8 +83,6 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     run_dirs = {key: out / str(key[0]) / key[1] / f"seed{key[2]}" for key in configs}
     pending = [key for key, d in run_dirs.items() if not (d / "summary.json").exists()]
-    if jobs > 1 and world is not None:
-        raise ValueError("compare: jobs > 1 builds a world in each worker; give no world")
     if jobs > 1:
         _run_parallel({key: configs[key] for key in pending}, run_dirs, jobs, quiet)
     else:
