@@ -122,7 +122,7 @@ class PolicyConfig(_Section):
 
 
 class GenerationConfig(_Section):
-    batch_size: int = Field(32, ge=1, description="Prompts per teacher call.")
+    batch_size: int = Field(32, ge=1, description="Prompts per generation batch: the teacher's, and the student's probes and evaluation.")
     max_new_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(
         {}, description="Per-capability max_new_tokens overrides; unlisted ones use the world's limits."
     )
@@ -186,6 +186,20 @@ class ProbeSuite(_Section):
 class ProbeConfig(_Section):
     items_per_capability: int = Field(32, ge=1, description="Held-out probe items per capability.")
     seed: Seed = Field(0, description="Seed of the probe suite (fixed across runs so profiles compare).")
+    stop_width: float = Field(
+        5.0,
+        ge=0,
+        description="A probe after a round scores a third of a capability's items at a time and stops once its 95 % "
+        "interval is at most this many points wide (0: every item, always). The initial and final measurements "
+        "always score every item.",
+    )
+    others_every: int = Field(
+        0,
+        ge=0,
+        description="Capabilities the reward does not read (r_c = 0) are probed every this many rounds (1: every round, "
+        "the paper's probe refresh); 0: only in the measurements before the first and after the last round. Those it "
+        "reads are probed after every round.",
+    )
     suites: dict[str, ProbeSuite] = Field(
         default_factory=dict,
         description="world.kind hf: capability -> benchmark rows probing it instead of its template items "

@@ -103,9 +103,13 @@ class Generator:
         estimate = np.full(len(capabilities), float(np.mean(list(self.world.max_new_tokens.values()))) / 2 + 1.0)
         examples: list[Example] = []
         total = 0
+        # The teacher is called once per generation limit in a batch: draw a batch per limit
+        # the allocation spends on, so each call holds about ``batch_size`` prompts instead
+        # of a fraction of them.
+        limits = len({self.world.max_new_tokens[c] for c, share in zip(capabilities, w, strict=True) if share > 0})
         while total < quota_tokens:
             need = quota_tokens - total
-            batch_size = int(min(self.config.batch_size, max(1, need // max(1.0, float(estimate @ w)))))
+            batch_size = int(min(self.config.batch_size * limits, max(1, need // max(1.0, float(estimate @ w)))))
             picks, planned = [], cost_per_capability.copy()
             for _ in range(batch_size):
                 # The capability furthest below its target share of the planned spend.

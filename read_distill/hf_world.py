@@ -104,7 +104,8 @@ class ModelWorld:
         needs = train.signal == "logit" or train.objective in ("kd", "reverse_kl")
         kd_teacher = self._teacher if needs and isinstance(self._teacher, HFTeacher) else None
         return HFStudent.from_pretrained(
-            self._student_dir, config=train, teacher=kd_teacher, seed=seed, dtype=self._dtype, device=self._device, quiet=True
+            self._student_dir, config=train, teacher=kd_teacher, seed=seed, dtype=self._dtype, device=self._device, quiet=True,
+            batch_size=self.config.generation.batch_size,
         )
 
     def evaluation_hashes(self) -> set[str]:
@@ -112,16 +113,20 @@ class ModelWorld:
         items = [it for items in self.suite.values() for it in items] + self.splits["dev"] + self.splits["test"]
         return {prompt_hash(it.prompt) for it in items}
 
-    def probe(self, student: Student, ledger: Ledger, round: int) -> Profile:
-        """The student's profile on the probe suite (charged as probe overhead)."""
+    def probe(
+        self, student: Student, ledger: Ledger, round: int, capabilities: tuple[str, ...] | None = None, sequential: bool = False
+    ) -> Profile:
+        """The student's profile on the probe suite of ``capabilities`` (default all; charged as
+        probe overhead); ``sequential`` stops a capability early per ``probe.stop_width``."""
         suite = self._with_teacher_answers(ledger, round)
-        return probe(student, suite, self.max_new_tokens, self.count_tokens, ledger, round, self.config.probe.seed)
+        stop_width = self.config.probe.stop_width if sequential else 0.0
+        return probe(student, suite, self.max_new_tokens, self.count_tokens, ledger, round, self.config.probe.seed, capabilities, stop_width)
 
     def evaluate(self, student: Student, split: str, ledger: Ledger, round: int) -> float:
-        """The task's utility on ``split``, with the longest capability limit for answers."""
-        scores = item_scores(
-            student, self.splits[split], max(self.max_new_tokens.values()), self.count_tokens, ledger, round, "eval"
-        )
+        """The task's utility on ``split``, with the longest capability limit for answers
+        (charged as ``dev`` or ``eval``, the test split)."""
+        phase = "dev" if split == "dev" else "eval"
+        scores = item_scores(student, self.splits[split], max(self.max_new_tokens.values()), self.count_tokens, ledger, round, phase)
         return sum(scores) / len(scores)
 
     def answer_form(self, requirement: tuple[float, ...]) -> tuple[float, ...]:

@@ -72,6 +72,15 @@ def item_scores(
     return out
 
 
+#: Stages of a sequential probe: a capability is probed a third of its items at a time.
+STAGES = 3
+
+
+def _wide(values: list[float], stop_width: float) -> bool:
+    """Whether the normal 95 % interval of the mean of ``values`` is wider than ``stop_width``."""
+    return 2 * 1.96 * float(np.std(values)) / np.sqrt(len(values)) > stop_width
+
+
 def probe(
     student: Student,
     suite: dict[str, list[Item]],
@@ -80,12 +89,37 @@ def probe(
     ledger: Ledger,
     round: int,
     seed: int = 0,
+    capabilities: Sequence[str] | None = None,
+    stop_width: float = 0.0,
 ) -> Profile:
-    """Score ``student`` on every capability's probe items (charged as ``probe``)."""
-    scores, intervals = {}, {}
+    """Score ``student`` on the probe items of ``capabilities`` (default: the whole suite),
+    charged as ``probe``.
+
+    With ``stop_width > 0`` the probe is sequential: each capability is scored on a third
+    of its items at a time, and stops once its 95 % interval is at most ``stop_width``
+    points wide (a capability at its floor or ceiling needs few items to say so; one in
+    between gets all of them). Capabilities that share a generation limit are scored in
+    one call per stage, so the student's batches fill across capabilities.
+    """
+    names = list(suite) if capabilities is None else [c for c in suite if c in set(capabilities)]
+    stages = STAGES if stop_width > 0 else 1
+    values: dict[str, list[float]] = {c: [] for c in names}
+    todo = list(names)
+    for k in range(stages):
+        by_limit: dict[int, list[str]] = {}
+        for c in todo:
+            by_limit.setdefault(max_new_tokens[c], []).append(c)
+        for limit, group in by_limit.items():
+            # Stage bounds round up, so the first stage holds an item whenever the suite does.
+            part = {c: suite[c][-(-k * len(suite[c]) // stages) : -(-(k + 1) * len(suite[c]) // stages)] for c in group}
+            flat = item_scores(student, [it for c in group for it in part[c]], limit, count_tokens, ledger, round, "probe")
+            for c in group:
+                values[c] += flat[: len(part[c])]
+                flat = flat[len(part[c]) :]
+        todo = [c for c in todo if _wide(values[c], stop_width)]
+    # Intervals are drawn in suite order whatever the grouping, so a profile does not
+    # depend on how its capabilities were batched.
     rng = np.random.default_rng([seed, 4099])
-    for capability, items in suite.items():
-        values = item_scores(student, items, max_new_tokens[capability], count_tokens, ledger, round, "probe")
-        scores[capability] = float(np.mean(values))
-        intervals[capability] = bootstrap_interval(values, rng)
+    scores = {c: float(np.mean(values[c])) for c in names}
+    intervals = {c: bootstrap_interval(values[c], rng) for c in names}
     return Profile(scores=scores, intervals=intervals)

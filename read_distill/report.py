@@ -107,7 +107,15 @@ class RunView:
         # each round; at the end, the held-out final profile or, unfinished, the last probed one (final[2] says which).
         self.profiles = [(0, s.get("initial_profile") or prof.get("scores", {}), prof.get("intervals", {}))]
         self.profiles += [(r.round, r.scores, r.intervals) for r in self.rounds]
-        (t, last, last_iv), self.initial = self.profiles[-1], self.profiles[0][1:]
+        if self.complete and self.rounds:
+            # A round probes what the reward reads (probe.others_every); the final measurement,
+            # of the same student, gives the last round every capability.
+            t, scores, ivs = self.profiles[-1]
+            self.profiles[-1] = (t, {**s["final_profile"], **scores}, {**(s.get("final_intervals") or {}), **ivs})
+        t, last, last_iv = self.profiles[-1][0], {}, {}
+        for _, scores, ivs in self.profiles:
+            last, last_iv = {**last, **scores}, {**last_iv, **ivs}
+        self.initial = self.profiles[0][1:]
         self.final = ((s["final_profile"], s.get("final_intervals", {}), "final") if self.complete
                       else (last, last_iv, f"after round {t}" if t else "initial"))
         self.capabilities = list(self.config.get("capabilities") or self.initial[0] or last)
@@ -374,7 +382,7 @@ def _phase_tables(run: RunView) -> str:
         table[e.phase] = [a + b for a, b in zip(table.get(e.phase, [0] * 6), row, strict=True)]
     B, billable = run.budget, sum(row[1] for row in table.values())
     # Probe, evaluation and profiling are overhead; the others are charged against B under some unit (method.md §1).
-    rows = [[ph, *(f"{v:,}" for v in table[ph]), "overhead" if ph in ("probe", "eval", "profiling")
+    rows = [[ph, *(f"{v:,}" for v in table[ph]), "overhead" if ph in ("probe", "dev", "eval", "profiling")
              else "billable" if table[ph][1] else f"not billable under unit {run.unit}"]
             for ph in PHASES if ph in table]  # the ledger refuses any other phase
     share = f"{100 * billable / (B or 1):.1f} % of B = {B:,}"

@@ -407,6 +407,9 @@ class Parts:
     say: Callable[[str], None]
     wall: Wall
     tracker: Tracker
+    #: Capabilities probed after every round: those the reward reads (r_c > 0). The rest
+    #: are probed every ``probe.others_every`` rounds and in the initial and final measurement.
+    probed: tuple[str, ...] = ()
 
 
 def run(
@@ -524,8 +527,11 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
 
         stats, leakage = _generate_and_train(parts, rd, t, w, quota)
 
+        others = config.probe.others_every > 0 and t % config.probe.others_every == 0
         with parts.wall("probe"):
-            new_profile = world.probe(parts.student, ledger, t)
+            measured = world.probe(parts.student, ledger, t, None if others else parts.probed, sequential=True)
+        # What was not probed this round keeps its last measured score (and interval).
+        new_profile = state.profile.updated(measured)
         s, s_new = state.profile.vector(caps), new_profile.vector(caps)
         spent = ledger.spent_in_round(t)
         R, gain, spill, cost = reward(parts.requirement, s, s_new, spent, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)
@@ -541,7 +547,7 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
             "round": t, "allocation": allocation, "quota_tokens": quota, "candidates": len(actions),
             "policy_info": info, "leakage": leakage,
         })
-        write_json(rd / "profile.json", new_profile.to_json())
+        write_json(rd / "profile.json", measured.to_json())
         reward_parts = {
             "round": t, "reward": R, "gain": gain, "spillover": spill, "cost_penalty": cost, "spent_tokens": spent,
             "spend_per_capability": stats.spend_per_capability, "trained_tokens": stats.trained_tokens,
@@ -554,7 +560,7 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         state.template_window = parts.generator.cap.state_dict()
         _commit(parts, state)  # the commit point of round t
         if ranks.is_controller():
-            parts.tracker.log_round(t, allocation, new_profile, reward_parts, ledger, info, stats)
+            parts.tracker.log_round(t, allocation, measured, reward_parts, ledger, info, stats)
         dev_note = f"  U_dev {dev_utility:.2f}" if dev_utility is not None else ""
         parts.say(
             f"round {t:>2}/{config.run.rounds}  {_fmt_alloc(caps, w):<40}  spent {B - ledger.remaining:>11,}/{B:,}"
@@ -595,6 +601,7 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
             generator=Generator(world, config.generation, config.run.seed),
             policy=make_policy(config.policy, capabilities, requirement), say=Progress(quiet or not ranks.is_controller()),
             wall=wall, tracker=Tracker(run_dir, config),
+            probed=tuple(c for c, r in zip(capabilities, requirement, strict=True) if r > 0),
         )
     return parts
 
@@ -604,10 +611,12 @@ def _start(parts: Parts) -> RunState:
     config, world, ledger, caps = parts.config, parts.world, parts.ledger, parts.capabilities
     # A crash before round 0 committed leaves charges of work that is redone now.
     ledger.truncate(lambda e: False)
-    with parts.wall("probe"):
+    # "measure" is what any method's result needs (the profile and test utility before
+    # and after); "probe", "dev" and "policy" are ReAD's control (benchmarks/overhead.py).
+    with parts.wall("measure"):
         profile0 = world.probe(parts.student, ledger, INITIAL)
-    with parts.wall("eval"):
         initial_utility = world.evaluate(parts.student, "test", ledger, INITIAL)
+    with parts.wall("dev"):
         initial_dev = world.evaluate(parts.student, "dev", ledger, INITIAL)
     parts.say(
         f"[read-distill] {world.card.name}: initial utility {initial_utility:.2f}, budget {config.budget.total_tokens:,} "
@@ -653,7 +662,7 @@ def _resume(parts: Parts, state: RunState) -> RunState:
 
 def _dev_checkpoint(parts: Parts, state: RunState, t: int) -> float:
     """Dev utility after round ``t``; the policy calibrates its reward scale against it."""
-    with parts.wall("eval"):
+    with parts.wall("dev"):
         dev_utility = parts.world.evaluate(parts.student, "dev", parts.ledger, t)
     state.dev.append((t, dev_utility))
     state.proxy_at_dev.append(state.cum_reward)
@@ -687,9 +696,8 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
     config, run_dir, ledger = parts.config, parts.run_dir, parts.ledger
     summary_path = run_dir / "summary.json"
     ledger.truncate(lambda e: e.round != FINAL)
-    with parts.wall("probe"):
+    with parts.wall("measure"):
         final_profile = parts.world.probe(parts.student, ledger, FINAL)
-    with parts.wall("eval"):
         final_utility = parts.world.evaluate(parts.student, "test", ledger, FINAL)
     rounds = [_round_dir(run_dir, t) for t in range(1, config.run.rounds + 1)]
     wall_s = parts.wall.drain_into(state.wall_s)

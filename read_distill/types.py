@@ -22,7 +22,9 @@ CAPABILITIES: tuple[str, ...] = (
 )
 
 #: Ledger phases; only some are billable against the budget (see ``ledger.py``).
-PHASES: tuple[str, ...] = ("teacher_prompt", "teacher_gen", "train", "probe", "eval", "profiling")
+#: Ledger phases. ``eval`` is the task's test split (the result), ``dev`` its dev split
+#: (the policy's checkpoints: control).
+PHASES: tuple[str, ...] = ("teacher_prompt", "teacher_gen", "train", "probe", "dev", "eval", "profiling")
 
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 
@@ -101,6 +103,10 @@ class Profile:
             (self.intervals[c][1] - self.intervals[c][0]) if c in self.intervals else 0.0
             for c in capabilities
         ]
+
+    def updated(self, measured: Profile) -> Profile:
+        """This profile with the capabilities in ``measured`` replaced by their new scores."""
+        return Profile(scores={**self.scores, **measured.scores}, intervals={**self.intervals, **measured.intervals})
 
     def to_json(self) -> dict[str, Any]:
         return {"scores": self.scores, "intervals": {k: list(v) for k, v in self.intervals.items()}}

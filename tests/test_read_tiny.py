@@ -104,10 +104,9 @@ def test_on_policy_distillation_trains_on_the_students_samples_and_resumes(card,
     import torch
 
     from read_distill.backends.hf import HFStudent, HFTeacher
+    from read_distill.config import with_overrides
     from read_distill.train import encode_completion, encode_prompt, kl_reverse
     from read_distill.world.build import ensure_world
-
-    from read_distill.config import with_overrides
 
     config = with_overrides(_config(card, "train.signal=on_policy", "train.objective=reverse_kl", "train.lr=3e-3"), ["budget.total_tokens=1500"], "test")
     whole = run(config, tmp_path / "whole", quiet=True)

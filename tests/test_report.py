@@ -122,7 +122,14 @@ def test_score_axes_are_0_to_100_and_rounds_are_numbered_from_1(finished):
     # The console prints "round 1/6" for rounds/0001: bars stand at rounds 1..6, point 0 is the initial probe.
     (ax,) = _allocation_figure([view]).axes
     assert {round(p.get_x() + p.get_width() / 2) for p in ax.patches} == set(range(1, ROUNDS + 1))
-    assert list(_profile_figure(view).axes[0].lines[0].get_xdata()) == list(range(ROUNDS + 1))
+    # A capability the task needs is probed after every round; one it does not need only
+    # before the first round and in the final measurement, drawn at the last round.
+    world = paper_world(name="paper")
+    needed = {c for c, r in zip(world.capabilities, world.requirement, strict=True) if r > 0}
+    lines = {ax.get_title(): list(ax.lines[0].get_xdata()) for ax in _profile_figure(view).axes if ax.lines}
+    assert needed and set(lines) > needed
+    for c, x in lines.items():
+        assert x == (list(range(ROUNDS + 1)) if c in needed else [0, ROUNDS]), c
 
 
 def test_each_reward_part_fills_its_own_panel(finished):

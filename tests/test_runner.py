@@ -13,6 +13,7 @@ from read_distill.generate import Generator
 from read_distill.ledger import Ledger
 from read_distill.runner import RunDirError, make_pilot, run
 from read_distill.sim import sim_config
+from read_distill.types import Profile
 
 BUDGET = 2_000_000
 
@@ -75,8 +76,12 @@ def test_resume_reuses_saved_examples_of_an_unfinished_round(world, tmp_path):
     run(config, d, world=_sized(world), quiet=True, stop_after_round=5)
     # Simulate the crash: redo round 5's commit as "not happened" (state says round 4).
     state = json.loads((d / "state.json").read_text())
-    prev = json.loads((d / "rounds/0004/profile.json").read_text())
-    state.update(round=4, profile=prev)
+    # Round files hold what each round probed (probe.others_every); the profile after round 4
+    # carries the rest from earlier probes.
+    prev = Profile.from_json(state["initial_profile"])
+    for t in range(1, 5):
+        prev = prev.updated(Profile.from_json(json.loads((d / f"rounds/{t:04d}/profile.json").read_text())))
+    state.update(round=4, profile=prev.to_json())
     state["last_allocation"] = list(json.loads((d / "rounds/0004/allocation.json").read_text())["allocation"].values())
     (d / "state.json").write_text(json.dumps(state))
     # the student checkpoint of round 4 survives as student.prev

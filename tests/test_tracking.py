@@ -40,10 +40,11 @@ def test_tensorboard_holds_every_round_series_once_across_a_resume(world, tmp_pa
         allocation, profile, reward = (_round(tmp_path / "whole", t, n) for n in ("allocation", "profile", "reward"))
         for c in world.capabilities:
             assert whole[f"round/allocation/{c}"][t - 1] == (t, pytest.approx(allocation["allocation"][c]))
-            assert whole[f"round/profile/{c}"][t - 1] == (t, pytest.approx(profile["scores"][c]))
+        # What the round probed (the capabilities the reward reads, probe.others_every), at its step.
+        for c, score in profile["scores"].items():
             low, high = profile["intervals"][c]
-            assert whole[f"round/profile_low/{c}"][t - 1][1] == pytest.approx(low)
-            assert whole[f"round/profile_high/{c}"][t - 1][1] == pytest.approx(high)
+            for tag, value in (("profile", score), ("profile_low", low), ("profile_high", high)):
+                assert dict(whole[f"round/{tag}/{c}"])[t] == pytest.approx(value)
         for part in ("reward", "gain", "spillover", "cost_penalty"):
             assert whole[f"round/reward/{part}"][t - 1] == (t, pytest.approx(reward[part], rel=1e-6, abs=1e-6))
         assert whole["round/ledger/spent_round"][t - 1] == (t, reward["spent_tokens"])

@@ -75,8 +75,11 @@ class World(Protocol):
         """A training prompt of ``capability`` at ``difficulty``, deterministic in ``seed``."""
         ...
 
-    def probe(self, student: Student, ledger: Ledger, round: int) -> Profile:
-        """Measure the student's capability profile (charged as probe overhead)."""
+    def probe(
+        self, student: Student, ledger: Ledger, round: int, capabilities: tuple[str, ...] | None = None, sequential: bool = False
+    ) -> Profile:
+        """Measure the student's profile on ``capabilities`` (default all; charged as probe
+        overhead); ``sequential``: after a round, stop a capability once its interval is tight."""
         ...
 
     def evaluate(self, student: Student, split: str, ledger: Ledger, round: int) -> float:

@@ -69,6 +69,14 @@ def run(
         initial_utility=summary["initial_utility"],
         final_utility=summary["final_utility"],
         allocations=[[a[c] for c in caps] for a in summary["allocations"]],
-        profiles=[[p[c] for c in caps] for p in summary["profiles"]],
+        profiles=_carried([[p.get(c) for c in caps] for p in summary["profiles"]]),
         summary=summary,
     )
+
+
+def _carried(profiles: list[list[float | None]]) -> list[list[float]]:
+    """Per-round profiles with each capability a round did not probe at its last probed score."""
+    out: list[list[float]] = []
+    for p in profiles:
+        out.append([x if x is not None else out[-1][i] for i, x in enumerate(p)])
+    return out

@@ -154,16 +154,17 @@ class SimWorld:
             template=f"{capability}-{seed % 8}",
         )
 
-    def probe(self, student: SimStudent, ledger: Ledger, round: int) -> Profile:
+    def probe(
+        self, student: SimStudent, ledger: Ledger, round: int, capabilities: tuple[str, ...] | None = None, sequential: bool = False
+    ) -> Profile:
+        """The student's profile with the world's probe noise (fixed: ``sequential`` changes nothing here)."""
         noise = np.zeros(len(self.capabilities))
         if self.probe_noise_std > 0:
             noise = np.random.default_rng([student.seed, round + 1, 29]).normal(0, self.probe_noise_std, noise.shape)
         seen = np.clip(student.profile + noise, 0.0, 100.0)
         half = 1.96 * self.probe_noise_std
-        return Profile(
-            scores={c: float(v) for c, v in zip(self.capabilities, seen, strict=True)},
-            intervals={c: (float(v - half), float(v + half)) for c, v in zip(self.capabilities, seen, strict=True)},
-        )
+        kept = [(c, float(v)) for c, v in zip(self.capabilities, seen, strict=True) if capabilities is None or c in capabilities]
+        return Profile(scores=dict(kept), intervals={c: (v - half, v + half) for c, v in kept})
 
     def evaluate(self, student: SimStudent, split: str, ledger: Ledger, round: int) -> float:
         return float(self.utility(student.profile))
