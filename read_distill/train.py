@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import inspect
 import math
 import random
 import sys
@@ -332,6 +333,25 @@ def _micro_batches(batch: list[_Item], max_tokens: int) -> list[list[_Item]]:
     return out
 
 
+def _takes_logits_to_keep(model: torch.nn.Module) -> bool:
+    """Whether ``model`` (or the base model under its adapters) can skip the vocabulary
+    projection of leading positions (transformers' ``logits_to_keep``)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def _logits(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, first: int, keeps: bool
+) -> torch.Tensor:
+    """``model``'s logits at positions ``first`` on. With ``keeps`` (see
+    :func:`_takes_logits_to_keep`) the positions before never reach the vocabulary
+    projection: with a small model or a large vocabulary it and its [batch, width, vocab]
+    output are a large share of a step, and prompts are often most of a sequence."""
+    kwargs = {"logits_to_keep": input_ids.shape[1] - first} if keeps else {}
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs).logits
+    return logits if keeps else logits[:, first:]
+
+
 def _collate(items: list[_Item], pad_id: int, device: torch.device) -> dict[str, Any]:
     """Right-padded input ids, attention mask, next-token targets, and recorded top-k tensors
     indexed by label position in the row-major order of ``targets != IGNORE_INDEX``."""
@@ -445,6 +465,8 @@ def fit(
             stacklevel=2,
         )
     use_teacher_model = alpha > 0 and teacher_model is not None and (needs_teacher or unrecorded + misaligned > 0)
+    student_keeps = _takes_logits_to_keep(model)
+    teacher_keeps = use_teacher_model and _takes_logits_to_keep(teacher_model)
 
     # 2. Batch by length; every process plans the same batches and takes its share of each.
     batches = _length_grouped(items, config.batch_size, random.Random(seed * 1_000_003 + round))
@@ -479,22 +501,24 @@ def fit(
         local_loss = 0.0
         for j, mb in enumerate(mine):
             tensors = _collate(mb, pad_id, acc.device)
+            # No label is predicted before the shortest prompt's last token.
+            first = max(0, min(len(it.prompt_ids) for it in mb) - 1)
             sync = contextlib.nullcontext() if j == len(mine) - 1 else acc.no_sync(prepared)
             with sync:
-                logits = prepared(
-                    input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], use_cache=False
-                ).logits
-                targets = tensors["targets"]
+                logits = _logits(prepared, tensors["input_ids"], tensors["attention_mask"], first, student_keeps)
+                targets = tensors["targets"][:, first:]
                 where = targets != IGNORE_INDEX
                 student = logits[:, :-1][where]
                 teacher = None
                 if use_teacher_model:
                     with torch.no_grad():
-                        t_logits = teacher_model(
-                            input_ids=tensors["input_ids"].to(teacher_model.device),
-                            attention_mask=tensors["attention_mask"].to(teacher_model.device),
-                            use_cache=False,
-                        ).logits
+                        t_logits = _logits(
+                            teacher_model,
+                            tensors["input_ids"].to(teacher_model.device),
+                            tensors["attention_mask"].to(teacher_model.device),
+                            first,
+                            teacher_keeps,
+                        )
                     if t_logits.shape[-1] != logits.shape[-1]:
                         raise ValueError("KD with a teacher model needs the student's vocabulary")
                     teacher = t_logits[:, :-1].to(logits.device)[where]
