@@ -77,6 +77,24 @@ class RewardConfig(_Section):
     top_k: int = Field(3, ge=1, description="Essential capabilities: the top-k of the requirement.")
 
 
+#: A probe score, 0–100.
+Score = Annotated[float, Field(ge=0, le=100)]
+
+
+class FloorsConfig(_Section):
+    scores: dict[str, Score] = Field(
+        default_factory=dict,
+        description="capability -> the probe score it must keep (0-100); merged over the task card's floors.",
+    )
+    drop: float | None = Field(
+        None,
+        ge=0,
+        description="Each essential capability (top-k of r) may fall at most this many points below its initial score; "
+        "none: only the listed floors.",
+    )
+    penalty: float = Field(100.0, ge=0, description="Subtracted from the reward the policy is told for a rolled-back round.")
+
+
 class PolicyConfig(_Section):
     name: str = Field("read", description=f"Policy: one of {', '.join(POLICIES)}.")
     kappa: float = Field(1.0, ge=0, description="UCB exploration weight (read).")
@@ -267,6 +285,7 @@ class Config(_Section):
     run: RunConfig = RunConfig()
     budget: BudgetConfig = BudgetConfig()
     reward: RewardConfig = RewardConfig()
+    floors: FloorsConfig = FloorsConfig()
     policy: PolicyConfig = PolicyConfig()
     generation: GenerationConfig = GenerationConfig()
     train: TrainConfig = TrainConfig()

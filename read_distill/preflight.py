@@ -12,7 +12,7 @@ import importlib.util
 import os
 
 from read_distill.config import Config, ConfigError
-from read_distill.tasks import card_requirement, load_card
+from read_distill.tasks import card_floors, card_requirement, load_card
 from read_distill.tracking import check_trackers
 
 
@@ -59,6 +59,7 @@ def _check_sim(config: Config) -> None:
     if tuple(config.capabilities) != tuple(world.capabilities):
         raise ConfigError(f"capabilities: the world has {list(world.capabilities)}, the config {list(config.capabilities)}")
     card_requirement(world.card, world.capabilities, config.task.requirement)
+    card_floors(world.card, world.capabilities, config.floors.scores)
 
 
 def _check_task(config: Config) -> None:
@@ -67,5 +68,6 @@ def _check_task(config: Config) -> None:
 
     card = load_card(config.task.card)
     card_requirement(card, tuple(config.capabilities), config.task.requirement)
+    card_floors(card, tuple(config.capabilities), config.floors.scores)
     for split in ("dev", "test"):
         task_items(card, split)

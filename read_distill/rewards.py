@@ -38,3 +38,27 @@ def reward(
     spill = spillover(requirement, before, after, top_k)
     cost = lambda_per_token * cost_tokens
     return g - beta * spill - cost, g, spill, cost
+
+
+def floor_scores(
+    requirement: Sequence[float],
+    capabilities: Sequence[str],
+    initial: Sequence[float],
+    listed: dict[str, float],
+    drop: float | None,
+    top_k: int,
+) -> dict[str, float]:
+    """The score each guarded capability must keep: the ``listed`` floors, and with ``drop``
+    each essential capability's initial score minus ``drop`` (the higher where both apply)."""
+    out = dict(listed)
+    if drop is not None:
+        for i in essential(requirement, top_k):
+            c = capabilities[i]
+            out[c] = max(out.get(c, 0.0), initial[i] - drop)
+    return out
+
+
+def broken_floors(floors: dict[str, float], scores: dict[str, float], intervals: dict[str, tuple[float, float]]) -> list[str]:
+    """The capabilities whose whole 95 % interval (the score where there is none) lies below
+    their floor: a fall the probe's noise does not explain."""
+    return [c for c, f in floors.items() if intervals.get(c, (scores[c], scores[c]))[1] < f]

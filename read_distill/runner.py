@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,10 @@ from read_distill.policies import make_policy
 from read_distill.policies.actions import candidate_actions
 from read_distill.policies.base import Pilot
 from read_distill.preflight import check_inputs
-from read_distill.rewards import reward
+from read_distill.rewards import broken_floors, floor_scores, reward
 from read_distill.rundir import RunDirError, check_run_dir, clear_run_dir, hold_run_dir
 from read_distill.store import read_json, remove_temporaries, write_json, write_text
-from read_distill.tasks import card_requirement
+from read_distill.tasks import card_floors, card_requirement
 from read_distill.tracking import Tracker
 from read_distill.types import Allocation, Context, Example, PilotResult, Profile, TrainStats
 
@@ -102,14 +102,19 @@ def _commit_checkpoint(student: Student, policy_state: dict[str, Any], run_dir: 
     tmp.rename(cur)
 
 
-def _restore_checkpoint(student: Student, policy: Any, run_dir: Path, t: int) -> None:
+def _restore_student(student: Student, run_dir: Path, t: int) -> Path:
+    """Load the student checkpoint of committed round ``t``; its directory."""
     for d in (run_dir / "student", run_dir / "student.prev"):
         if _checkpoint_round(d) == t:
             student.load(d)
-            # Run dirs of older versions kept the policy state in the run dir's policy.json.
-            policy.load_state_dict(read_json(d / "policy.json" if (d / "policy.json").exists() else run_dir / "policy.json"))
-            return
+            return d
     raise RunDirError(f"{run_dir}: no student checkpoint for committed round {t}; the run dir is damaged")
+
+
+def _restore_checkpoint(student: Student, policy: Any, run_dir: Path, t: int) -> None:
+    d = _restore_student(student, run_dir, t)
+    # Run dirs of older versions kept the policy state in the run dir's policy.json.
+    policy.load_state_dict(read_json(d / "policy.json" if (d / "policy.json").exists() else run_dir / "policy.json"))
 
 
 class Progress:
@@ -407,9 +412,12 @@ class Parts:
     say: Callable[[str], None]
     wall: Wall
     tracker: Tracker
-    #: Capabilities probed after every round: those the reward reads (r_c > 0). The rest
-    #: are probed every ``probe.others_every`` rounds and in the initial and final measurement.
+    #: Capabilities probed after every round: those the reward reads (r_c > 0) and those
+    #: with a floor. The rest are probed every ``probe.others_every`` rounds and in the
+    #: initial and final measurement.
     probed: tuple[str, ...] = ()
+    #: The floors the card and config list (``floors.drop`` adds the essential ones').
+    floors: dict[str, float] = field(default_factory=dict)
 
 
 def run(
@@ -535,9 +543,17 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         s, s_new = state.profile.vector(caps), new_profile.vector(caps)
         spent = ledger.spent_in_round(t)
         R, gain, spill, cost = reward(parts.requirement, s, s_new, spent, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)
+        floors = floor_scores(parts.requirement, caps, state.initial_profile.vector(caps), parts.floors, config.floors.drop, config.reward.top_k)
+        broken = broken_floors(floors, measured.scores, measured.intervals)
+        if broken:
+            # The round is undone: the student goes back to the last commit (its tokens stay
+            # spent) and the policy is told, with the floors' penalty, not to play it again.
+            with parts.wall("checkpoint"):
+                _restore_student(parts.student, parts.run_dir, t - 1)
+            new_profile, s_new = state.profile, s
         with parts.wall("policy"):
-            parts.policy.update(context, w, R)
-        state.cum_reward += R
+            parts.policy.update(context, w, R - config.floors.penalty if broken else R, rolled_back=bool(broken))
+        state.cum_reward += 0.0 if broken else R
         dev_utility = None
         if t % config.run.dev_every == 0 or t == config.run.rounds:
             dev_utility = _dev_checkpoint(parts, state, t)
@@ -552,6 +568,7 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
             "round": t, "reward": R, "gain": gain, "spillover": spill, "cost_penalty": cost, "spent_tokens": spent,
             "spend_per_capability": stats.spend_per_capability, "trained_tokens": stats.trained_tokens,
             "mean_loss": stats.mean_loss, "dev_utility": dev_utility,
+            **({"rolled_back": {c: floors[c] for c in broken}} if broken else {}),
         }
         write_json(rd / "reward.json", reward_parts)
         state.round, state.profile = t, new_profile
@@ -562,6 +579,7 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         if ranks.is_controller():
             parts.tracker.log_round(t, allocation, measured, reward_parts, ledger, info, stats)
         dev_note = f"  U_dev {dev_utility:.2f}" if dev_utility is not None else ""
+        dev_note += f"  rolled back: {', '.join(broken)} below floor" if broken else ""
         parts.say(
             f"round {t:>2}/{config.run.rounds}  {_fmt_alloc(caps, w):<40}  spent {B - ledger.remaining:>11,}/{B:,}"
             f"  reward {R:+.3f}  gain {gain:+.2f}  spill {spill:.2f}{dev_note}"
@@ -586,6 +604,7 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
         if tuple(config.capabilities) != tuple(capabilities):
             raise ConfigError(f"capabilities: the world has {list(capabilities)}, the config {list(config.capabilities)}")
         requirement = card_requirement(world.card, capabilities, config.task.requirement)
+        floors = card_floors(world.card, capabilities, config.floors.scores)
         teacher = world.teacher()
         if config.world.kind != "sim" and ranks.is_controller():
             from read_distill.backends.cache import CachedTeacher
@@ -601,7 +620,8 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
             generator=Generator(world, config.generation, config.run.seed),
             policy=make_policy(config.policy, capabilities, requirement), say=Progress(quiet or not ranks.is_controller()),
             wall=wall, tracker=Tracker(run_dir, config),
-            probed=tuple(c for c, r in zip(capabilities, requirement, strict=True) if r > 0),
+            probed=tuple(c for c, r in zip(capabilities, requirement, strict=True) if r > 0 or c in floors),
+            floors=floors,
         )
     return parts
 
@@ -714,6 +734,8 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
         "final_intervals": {k: list(v) for k, v in final_profile.intervals.items()},
         "dev_utility": [list(x) for x in state.dev],
         "allocations": [read_json(rd / "allocation.json")["allocation"] for rd in rounds],
+        # Rounds that broke a floor and were undone (their tokens spent, their training not kept).
+        "rolled_back": [t for t, rd in enumerate(rounds, 1) if "rolled_back" in read_json(rd / "reward.json")],
         "profiles": [state.initial_profile.scores] + [read_json(rd / "profile.json")["scores"] for rd in rounds],
         "ledger": ledger.totals(),
         "wall_s": dict(sorted(wall_s.items())),

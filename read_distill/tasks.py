@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -77,6 +77,9 @@ class TaskCard(BaseModel):
     requirement: dict[str, Weight] | None = Field(None, description="Manual r_τ; normalised on use.")
     capability: str | None = Field(None, description="Declared main capability (fallback requirement).")
     metric: str = Field("exact", description="Grader of rows that name none (\"\": log-prob of the answer).")
+    floors: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=dict, description="capability -> the probe score a distillation for this task must keep (0-100)."
+    )
     data: TaskData | None = None
     #: Directory the card was loaded from (JSONL paths are relative to it).
     source_dir: str = ""
@@ -156,3 +159,13 @@ def card_requirement(
     if override:
         return requirement_vector(capabilities, override, source="task.requirement")
     return requirement_vector(capabilities, card.requirement, card.capability, source=f"task card {card.name!r}")
+
+
+def card_floors(card: TaskCard, capabilities: tuple[str, ...], listed: dict[str, float]) -> dict[str, float]:
+    """The card's floors with the config's ``floors.scores`` over them; a name that is not
+    a capability of the run is an error."""
+    for source, floors in ((f"task card {card.name!r} floors", card.floors), ("floors.scores", listed)):
+        unknown = sorted(set(floors) - set(capabilities))
+        if unknown:
+            raise ConfigError(f"{source}: unknown capabilities {unknown}; expected some of {list(capabilities)}")
+    return {**card.floors, **listed}

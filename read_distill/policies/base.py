@@ -36,8 +36,10 @@ class Policy(Protocol):
         """Pick this round's allocation, normally one of ``actions``."""
         ...
 
-    def update(self, context: Context, allocation: Allocation, reward: float) -> None:
-        """Learn from the reward of ``allocation`` chosen in ``context``."""
+    def update(self, context: Context, allocation: Allocation, reward: float, rolled_back: bool = False) -> None:
+        """Learn from the reward of ``allocation`` chosen in ``context``. ``rolled_back``: the
+        round broke a capability floor and the student was restored to before it (its
+        tokens stay spent; ``reward`` carries the floors' penalty): do not play it again."""
         ...
 
     def on_dev_eval(self, proxy_rewards: list[float], utility_gains: list[float], improved: bool) -> None:

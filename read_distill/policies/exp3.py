@@ -38,8 +38,8 @@ class Exp3Policy:
         # Running max |reward estimate|: EXP3 needs rewards on a bounded scale and the
         # score scale of a world is not known in advance.
         self._scale = 0.0
-        # (allocation, profile before) of the last round, waiting for its score changes.
-        self._pending: tuple[list[float], list[float]] | None = None
+        # (allocation, profile before, rolled back) of the last round, waiting for its score changes.
+        self._pending: tuple[list[float], list[float], bool] | None = None
 
     def _gamma(self) -> float:
         return min(1.0, self.gamma0 / np.sqrt(self._t + 1))
@@ -58,10 +58,13 @@ class Exp3Policy:
     def _apply_pending(self, context: Context) -> None:
         if self._pending is None:
             return
-        shares, before = (np.asarray(v, dtype=float) for v in self._pending)
+        shares, before = (np.asarray(v, dtype=float) for v in self._pending[:2])
+        rolled_back = self._pending[2]
         self._pending = None
         delta = np.asarray(context.profile_frac, dtype=float) - before
         estimate = self.requirement * delta / np.maximum(shares, _MIN_SHARE)
+        if rolled_back:
+            estimate = -(shares > 0) * max(self._scale, float(np.abs(estimate).max()), 1.0)
         self._scale = max(self._scale, float(np.abs(estimate).max()))
         if self._scale <= 0:
             return
@@ -78,9 +81,11 @@ class Exp3Policy:
         self.info = {"gamma": self._gamma(), "probabilities": list(allocation), "t": self._t}
         return allocation
 
-    def update(self, context: Context, allocation: Allocation, reward: float) -> None:
-        """Remember the round; its per-capability score changes arrive with the next context."""
-        self._pending = ([float(x) for x in allocation], [float(x) for x in context.profile_frac])
+    def update(self, context: Context, allocation: Allocation, reward: float, rolled_back: bool = False) -> None:
+        """Remember the round; its per-capability score changes arrive with the next context.
+        A rolled-back round changed nothing the next context shows: every capability it
+        trained gets the lowest reward estimate instead."""
+        self._pending = ([float(x) for x in allocation], [float(x) for x in context.profile_frac], rolled_back)
 
     def on_dev_eval(self, proxy_rewards: list[float], utility_gains: list[float], improved: bool) -> None:
         """EXP3 does not use dev evaluations."""
@@ -91,7 +96,7 @@ class Exp3Policy:
             "log_weights": [float(x) for x in self._log_weights],
             "t": self._t,
             "scale": self._scale,
-            "pending": None if self._pending is None else [list(self._pending[0]), list(self._pending[1])],
+            "pending": None if self._pending is None else [list(self._pending[0]), list(self._pending[1]), self._pending[2]],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -100,4 +105,5 @@ class Exp3Policy:
         self._t = int(state["t"])
         self._scale = float(state["scale"])
         pending = state["pending"]
-        self._pending = None if pending is None else ([float(x) for x in pending[0]], [float(x) for x in pending[1]])
+        # A pending round saved before floors existed has no rolled-back flag.
+        self._pending = None if pending is None else ([float(x) for x in pending[0]], [float(x) for x in pending[1]], bool(pending[2:] and pending[2]))

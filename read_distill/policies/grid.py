@@ -50,7 +50,7 @@ class GridPolicy:
         }
         return self._allocation
 
-    def update(self, context: Context, allocation: Allocation, reward: float) -> None:
+    def update(self, context: Context, allocation: Allocation, reward: float, rolled_back: bool = False) -> None:
         """A static allocation ignores rewards."""
 
     def on_dev_eval(self, proxy_rewards: list[float], utility_gains: list[float], improved: bool) -> None:

@@ -227,7 +227,9 @@ class ReadPolicy:
     def _fit(self, context: Context, rng: np.random.Generator) -> DeltaEnsemble | None:
         """Refit the ensemble on every online round (its ds read from the next context)
         and every pilot (its ds measured by the pilot)."""
-        online = [h for h in self.history if not h["pilot"]]
+        # A rolled-back round left the profile where it was, so dropping it leaves the
+        # rounds around it consecutive: the next context's profile is its context's.
+        online = [h for h in self.history if not h["pilot"] and not h.get("rolled_back")]
         pilots = [h for h in self.history if h["pilot"]]
         # Burn-in rounds teach the model nothing: their score changes carry the transients
         # of starting to train (learning-rate warm-up, the switch to teacher text), which
@@ -376,7 +378,12 @@ class ReadPolicy:
         # among candidates the ensemble expects, member by member against r, to do at least
         # as well as r (docs/method.md §9, "Deviations from r are earned").
         base = candidates.index(normalise(self.requirement))
-        eligible = (values - values[:, [base]]).mean(axis=0) >= 0.0
+        # An allocation whose round broke a capability floor is not played again, r included.
+        forbidden = {tuple(h["allocation"]) for h in self.history if h.get("rolled_back")}
+        allowed = np.asarray([tuple(a) not in forbidden for a in candidates]) if forbidden else np.ones(m, dtype=bool)
+        eligible = allowed & ((values - values[:, [base]]).mean(axis=0) >= 0.0)
+        if not eligible.any():
+            eligible = allowed if allowed.any() else np.ones(m, dtype=bool)
         best = int(np.argmax(np.where(eligible, mu + kappa * sigma, -np.inf)))
         self.info = {
             "warmup": warmup,
@@ -388,11 +395,12 @@ class ReadPolicy:
         }
         return candidates[best]
 
-    def update(self, context: Context, allocation: Allocation, reward: float) -> None:
-        """Buffer the round's (context, allocation, raw reward)."""
-        self.history.append(
-            {"context": context.to_json(), "allocation": [float(x) for x in allocation], "reward": float(reward), "pilot": False}
-        )
+    def update(self, context: Context, allocation: Allocation, reward: float, rolled_back: bool = False) -> None:
+        """Buffer the round's (context, allocation, raw reward); a rolled-back round is
+        kept out of the model (it changed nothing the next context shows) and its
+        allocation is not played again."""
+        entry = {"context": context.to_json(), "allocation": [float(x) for x in allocation], "reward": float(reward), "pilot": False}
+        self.history.append({**entry, "rolled_back": True} if rolled_back else entry)
 
     def on_dev_eval(self, proxy_rewards: list[float], utility_gains: list[float], improved: bool) -> None:
         """Shrink kappa on a stall; refit the calibration map on all checkpoints so far.

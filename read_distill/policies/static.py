@@ -45,8 +45,8 @@ class StaticPolicy:
         self.info = {"allocation": list(allocation), **seen}
         return allocation
 
-    def update(self, context: Context, allocation: Allocation, reward: float) -> None:
-        """Ignore the reward; the next select is the next round's."""
+    def update(self, context: Context, allocation: Allocation, reward: float, rolled_back: bool = False) -> None:
+        """Ignore the reward (a fixed schedule cannot avoid a rolled-back action); the next select is the next round's."""
         self._round += 1
 
     def on_dev_eval(self, proxy_rewards: list[float], utility_gains: list[float], improved: bool) -> None:
