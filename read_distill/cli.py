@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     mrg.add_argument("run_dir", type=Path)
     mrg.add_argument("--out", type=Path, help="output directory (default <run_dir>/merged)")
 
+    ev = sub.add_parser("eval", help="score a saved student on lm-evaluation-harness tasks (the eval extra)")
+    ev.add_argument("model", type=Path, help="a run directory (its student/ checkpoint), a checkpoint or a model directory")
+    ev.add_argument("--tasks", required=True, help="comma-separated lm-eval task, group or tag names (or task YAML files)")
+    ev.add_argument("--include-path", type=Path, help="a directory of your own lm-eval task YAML files")
+    ev.add_argument("--limit", type=_positive, help="evaluate only the first N documents of each task")
+    ev.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="also write lm-eval's results dict to this JSON file")
+    ev.add_argument("--device", default="auto", help="auto (the first GPU if there is one, else the CPU), cpu, cuda, cuda:1, ...")
+    ev.add_argument("--batch-size", type=_positive, default=16, help="sequences per forward pass (default 16)")
+
     ls = sub.add_parser("ls", help="list runs and their status")
     ls.add_argument("root", nargs="?", type=Path, default=Path("runs"))
 
@@ -148,6 +157,40 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("lm_eval") is None:
+        raise ConfigError("eval needs lm-evaluation-harness (lm_eval); pip install 'read-distill[eval]'")
+    from lm_eval.utils import handle_non_serializable, make_table
+
+    from read_distill.backends.hf import resolve_device
+    from read_distill.lm_eval_bridge import check_tasks, checkpoint_dir, evaluate, load_student, task_manager
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    # Every argument is checked before the model loads, the cheap checks first (lm-eval's
+    # task index takes seconds to build).
+    checkpoint_dir(args.model)
+    try:
+        resolve_device(args.device)
+    except RuntimeError:
+        raise ConfigError(f"--device: {args.device!r} is not a device; expected auto, cpu, cuda or cuda:N") from None
+    if args.json_out is not None and not args.json_out.parent.is_dir():
+        raise ConfigError(f"--json: {args.json_out.parent} is not a directory")
+    manager = task_manager(args.include_path)
+    check_tasks(tasks, manager)
+    student = load_student(args.model, device=args.device, batch_size=args.batch_size)
+    results = evaluate(student, tasks, manager=manager, limit=args.limit)
+    print(make_table(results))
+    if "groups" in results:
+        print(make_table(results, "groups"))
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(results, indent=2, default=handle_non_serializable))
+        print(f"written: {args.json_out}")
+    return 0
+
+
 def _ls(args: argparse.Namespace) -> int:
     from read_distill.experiments.compare import list_runs
 
@@ -193,7 +236,7 @@ def _serve_teacher(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world,
-    "serve-teacher": _serve_teacher, "merge": _merge,
+    "serve-teacher": _serve_teacher, "merge": _merge, "eval": _eval,
     "bench": _bench,
 }
 

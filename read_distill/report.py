@@ -421,8 +421,9 @@ def _sections(runs: Sequence[RunView]) -> list[str]:
         any(r.rounds for r in runs) and _svg(_allocation_figure(runs), "allocation"), "No committed round yet.")]
     if one:
         out.append(_section("profile", "Capability profile per round", (
-            "Probed score of each capability after every round, with its 95 % interval; round 0 is the initial "
-            "profile (dashed line)."),
+            "Probed score of each capability with its 95 % interval, at the rounds it was probed: those the reward "
+            "reads (and those with a floor) after every round, the others every probe.others_every rounds and at the "
+            "start and end; round 0 is the initial profile (dashed line)."),
             (run.initial[0] or run.rounds) and _svg(_profile_figure(run), "profile"), "No profile recorded yet."))
         out.append(_section("reward", "Reward per round and the policy's view", (
             "R = gain − β·spillover − cost penalty per round (docs/method.md §6), in requirement-weighted score "

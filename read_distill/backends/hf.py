@@ -225,6 +225,42 @@ def prompt_logprobs(
     return out
 
 
+@torch.no_grad()
+def continuation_logprobs(
+    model: Any, tokenizer: Any, pairs: list[tuple[list[int], list[int]]], *, batch_size: int = 16
+) -> list[tuple[torch.Tensor, bool]]:
+    """Per ``(prompt ids, continuation ids)`` pair (both non-empty): the log-prob of each
+    continuation token given every token before it, and whether greedy decoding continues
+    the prompt with exactly these tokens (each one the argmax at its position).
+
+    Pairs are sorted by length into right-padded batches, one forward pass each, so position
+    t attends to the same tokens as without padding; results come back in the caller's order.
+    """
+    device = next(model.parameters()).device
+    pad = _pad_id(tokenizer)
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    out: list[tuple[torch.Tensor, bool]] = [None] * len(pairs)  # type: ignore[list-item]  # filled below
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(pairs[i][0]) + len(pairs[i][1]) for i in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for b, i in enumerate(chunk):
+            seq = pairs[i][0] + pairs[i][1]
+            ids[b, : len(seq)] = torch.tensor(seq)
+            mask[b, : len(seq)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        for b, i in enumerate(chunk):
+            prompt, ref = pairs[i]
+            # Position t predicts token t + 1.
+            rows = torch.arange(len(prompt) - 1, len(prompt) + len(ref) - 1, device=logprobs.device)
+            targets = torch.tensor(ref, device=logprobs.device)
+            greedy = bool((logprobs[b, rows].argmax(dim=-1) == targets).all())
+            out[i] = (logprobs[b, rows, targets], greedy)
+    return out
+
+
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """No transformers progress bars inside: loading and saving small checkpoints every round
@@ -400,7 +436,6 @@ class HFStudent:
             raise ValueError("score needs one reference per prompt")
         return ranks.split_map(lambda mine: self._score([p for p, _ in mine], [r for _, r in mine]), list(zip(prompts, references, strict=True)))
 
-    @torch.no_grad()
     def _score(self, prompts: list[str], references: list[str]) -> list[float]:
         self.model.eval()
         pairs = [
@@ -409,29 +444,8 @@ class HFStudent:
         ]
         if any(not prompt or not ref for prompt, ref in pairs):
             raise ValueError("score needs non-empty prompts and references")
-        pad = _pad_id(self.tokenizer)
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-        out = [0.0] * len(pairs)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = max(len(pairs[i][0]) + len(pairs[i][1]) for i in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for b, i in enumerate(chunk):
-                seq = pairs[i][0] + pairs[i][1]
-                ids[b, : len(seq)] = torch.tensor(seq)
-                mask[b, : len(seq)] = 1
-            logits = self.model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False
-            ).logits
-            logprobs = F.log_softmax(logits.float(), dim=-1)
-            for b, i in enumerate(chunk):
-                prompt, ref = pairs[i]
-                # Position t predicts token t + 1.
-                rows = torch.arange(len(prompt) - 1, len(prompt) + len(ref) - 1, device=logprobs.device)
-                targets = torch.tensor(ref, device=logprobs.device)
-                out[i] = logprobs[b, rows, targets].mean().item()
-        return out
+        scored = continuation_logprobs(self.model, self.tokenizer, pairs, batch_size=self.batch_size)
+        return [logprobs.mean().item() for logprobs, _ in scored]
 
     def save(self, directory: Path) -> None:
         """Weights (safetensors; the adapters alone under ``train.lora``), tokenizer and
@@ -480,10 +494,10 @@ class HFStudent:
             self.state = None
 
 
-def merge_lora(checkpoint: Path, out: Path) -> None:
-    """Write to ``out`` the base model with the LoRA adapters of ``checkpoint`` (a directory
+def merged_lora_model(checkpoint: Path) -> tuple[Any, Any]:
+    """The base model with the LoRA adapters of ``checkpoint`` (a directory
     :meth:`HFStudent.save` wrote under ``train.lora``) merged into its weights, and the
-    tokenizer: a plain model directory that any ``from_pretrained`` loads.
+    checkpoint's tokenizer (the model on the CPU).
 
     A checkpoint without adapters, a base model that is not on disk where the adapters
     name it, or a missing peft is a ConfigError.
@@ -501,5 +515,13 @@ def merge_lora(checkpoint: Path, out: Path) -> None:
 
     with quiet_transformers():
         model = AutoPeftModelForCausalLM.from_pretrained(str(checkpoint)).merge_and_unload()
+    return model, AutoTokenizer.from_pretrained(str(checkpoint))
+
+
+def merge_lora(checkpoint: Path, out: Path) -> None:
+    """Write :func:`merged_lora_model` of ``checkpoint`` to ``out``: a plain model directory
+    that any ``from_pretrained`` loads."""
+    model, tokenizer = merged_lora_model(checkpoint)
+    with quiet_transformers():
         model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(str(checkpoint)).save_pretrained(out)
+    tokenizer.save_pretrained(out)
