@@ -64,7 +64,7 @@ class Exp3Policy:
         delta = np.asarray(context.profile_frac, dtype=float) - before
         estimate = self.requirement * delta / np.maximum(shares, _MIN_SHARE)
         if rolled_back:
-            estimate = -(shares > 0) * max(self._scale, float(np.abs(estimate).max()), 1.0)
+            estimate = -(shares > 0).astype(float) * max(self._scale, float(np.abs(estimate).max()), 1.0)
         self._scale = max(self._scale, float(np.abs(estimate).max()))
         if self._scale <= 0:
             return
