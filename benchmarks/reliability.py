@@ -156,8 +156,12 @@ def _same_values(a: object, b: object) -> bool:
 
 
 def _without_wall(path: Path) -> object:
+    """A summary.json or state.json without what measures the machine (time, memory)."""
+    from read_distill.runner import MEASURED
+
     d = json.loads(path.read_text())
-    d.pop("wall_s", None)
+    for key in (*MEASURED, "peak_mb"):
+        d.pop(key, None)
     return d
 
 

@@ -60,7 +60,17 @@ def format_summary(summary: dict[str, Any], run_dir: Path) -> str:
         "", f"tokens       billable {ledger['billable']:,} of budget {ledger['budget']:,} ({summary['budget_unit']})",
         *(f"  {phase:<18}{ledger[phase]:>14,}" for phase in PHASES if phase in ledger),
         "", "wall time (s)", *(f"  {phase:<18}{s:>14.2f}" for phase, s in summary["wall_s"].items()),
+        *_peak_lines(summary),
     ])
+
+
+def _peak_lines(summary: dict[str, Any]) -> list[str]:
+    """Peak memory per phase (summaries of older versions have none)."""
+    peaks = summary.get("peak_memory_mb") or {}
+    if not peaks:
+        return []
+    kind = {"cuda_max_allocated": "GPU allocated", "process_max_rss": "process RSS so far"}.get(summary.get("peak_memory_kind", ""), "")
+    return ["", f"peak memory (MiB, {kind})", *(f"  {phase:<18}{mb:>14,.0f}" for phase, mb in peaks.items())]
 
 
 #: One committed round's records in rounds/NNNN/ (``round`` is NNNN: 1..N, as the console prints it).
@@ -125,6 +135,7 @@ class RunView:
         #: (rounds done, dev utility) at each checkpoint; 0 is before round 1.
         self.dev = [(int(t), float(u)) for t, u in latest.get("dev_utility") or latest.get("dev") or []]
         self.wall_s = {str(k): float(v) for k, v in sorted((latest.get("wall_s") or {}).items())}
+        self.peak_mb = {str(k): float(v) for k, v in (latest.get("peak_memory_mb") or latest.get("peak_mb") or {}).items()}
         if not self.complete:
             self.notes.insert(0, f"Incomplete run: {max(committed, 0)} of {self.cfg('run', 'rounds', '?')} rounds "
                                  "committed and no summary.json yet — figures show the rounds that exist; the final "
@@ -389,9 +400,11 @@ def _phase_tables(run: RunView) -> str:
     rows.append(["total billable", "", f"{billable:,}", "", "", "", "", share])
     head = ["phase", "tokens processed", "billable", "before round 1", "in rounds", "final eval", "from cache",
             "counts as"]
-    wall = [[k, f"{v:,.2f}"] for k, v in run.wall_s.items()] + [["total", f"{sum(run.wall_s.values()):,.2f}"]]
+    wall = [[k, f"{v:,.2f}", f"{run.peak_mb[k]:,.0f}" if k in run.peak_mb else "—"] for k, v in run.wall_s.items()]
+    wall.append(["total", f"{sum(run.wall_s.values()):,.2f}", f"{max(run.peak_mb.values(), default=0):,.0f}" if run.peak_mb else "—"])
     return ("<h3>Tokens per phase (ledger.jsonl)</h3>" + _table(head, rows, total=True)
-            + ("<h3>Wall time by phase</h3>" + _table(["phase", "seconds"], wall, total=True) if run.wall_s else ""))
+            + ("<h3>Wall time and peak memory by phase</h3>" + _table(["phase", "seconds", "peak memory (MiB)"], wall, total=True)
+               if run.wall_s else ""))
 
 
 def _final_table(runs: Sequence[RunView]) -> str:

@@ -51,6 +51,9 @@ WORLDS: dict[str, str] = {
 
 #: Round number under which the initial probe/evaluation and the final evaluation are charged.
 INITIAL, FINAL = 0, 10**6
+#: Keys of summary.json that measure the machine a run ran on, not the run: they differ
+#: between a resumed run and an uninterrupted one, everything else is equal.
+MEASURED = ("wall_s", "peak_memory_mb")
 
 
 def make_world(config: Config) -> World:
@@ -335,6 +338,8 @@ class RunState:
     last_gain: tuple[float, ...]
     template_window: dict[str, Any]
     wall_s: dict[str, float]
+    #: Peak memory per phase in MiB (see ``Wall``); empty in a state of an older version.
+    peak_mb: dict[str, float] = field(default_factory=dict)
     #: The teacher cache's newest row at the commit (None without a cache, or in a state
     #: written by an older version); see ``_resume``.
     teacher_cache_rows: int | None = None
@@ -372,25 +377,59 @@ class RunState:
         })
 
 
+def _cuda() -> Any:
+    """torch.cuda where a loaded torch has a GPU, else None (a simulated run never imports torch)."""
+    torch = sys.modules.get("torch")
+    return torch.cuda if torch is not None and torch.cuda.is_available() else None
+
+
+def memory_kind() -> str:
+    """What ``Wall.peak_mb`` measures in this process."""
+    return "cuda_max_allocated" if _cuda() is not None else "process_max_rss"
+
+
+def _peak_mb() -> float:
+    """GPU memory allocated at most since the last reset, or the process's peak RSS (MiB)."""
+    cuda = _cuda()
+    if cuda is not None:
+        return cuda.max_memory_allocated() / 2**20
+    import resource
+
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
 class Wall:
-    """Wall-clock seconds per phase: ``with wall("probe"): ...`` adds the block's time."""
+    """Wall-clock seconds and peak memory per phase: ``with wall("probe"): ...`` adds the
+    block's time and raises the phase's peak to what the block reached. On a GPU the peak
+    is the block's own (the allocator's peak is reset at its start); on the CPU it is the
+    process's peak RSS so far, so a phase shows a new peak where it rises."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.peak_mb: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
+        cuda = _cuda()
+        if cuda is not None:
+            cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[phase] += time.perf_counter() - start
+            self.peak_mb[phase] = max(self.peak_mb.get(phase, 0.0), _peak_mb())
 
-    def drain_into(self, totals: dict[str, float]) -> dict[str, float]:
-        """``totals`` plus what was timed since the last drain (which is then forgotten)."""
+    def drain_into(self, totals: dict[str, float], peaks: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+        """``totals`` plus what was timed since the last drain, and ``peaks`` raised to the
+        peaks since then (both then forgotten)."""
         out = {k: totals.get(k, 0.0) + self.seconds.get(k, 0.0) for k in set(totals) | set(self.seconds)}
+        high = {k: max(peaks.get(k, 0.0), self.peak_mb.get(k, 0.0)) for k in set(peaks) | set(self.peak_mb)}
         self.seconds.clear()
-        return out
+        self.peak_mb.clear()
+        return out, high
 
 
 @dataclass
@@ -700,7 +739,7 @@ def _commit(parts: Parts, state: RunState) -> None:
     with parts.wall("checkpoint"):
         if ranks.is_controller():
             _commit_checkpoint(parts.student, parts.policy.state_dict(), parts.run_dir, state.round)
-    state.wall_s = parts.wall.drain_into(state.wall_s)
+    state.wall_s, state.peak_mb = parts.wall.drain_into(state.wall_s, state.peak_mb)
     state.teacher_cache_rows = _cache_rows(parts)
     parts.ledger.sync()
     write_json(parts.run_dir / "state.json", state.to_json())
@@ -720,7 +759,7 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
         final_profile = parts.world.probe(parts.student, ledger, FINAL)
         final_utility = parts.world.evaluate(parts.student, "test", ledger, FINAL)
     rounds = [_round_dir(run_dir, t) for t in range(1, config.run.rounds + 1)]
-    wall_s = parts.wall.drain_into(state.wall_s)
+    wall_s, peak_mb = parts.wall.drain_into(state.wall_s, state.peak_mb)
     summary = {
         "task": parts.world.card.name,
         "policy": config.policy.name,
@@ -739,6 +778,8 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
         "profiles": [state.initial_profile.scores] + [read_json(rd / "profile.json")["scores"] for rd in rounds],
         "ledger": ledger.totals(),
         "wall_s": dict(sorted(wall_s.items())),
+        "peak_memory_mb": dict(sorted(peak_mb.items())),
+        "peak_memory_kind": memory_kind(),
     }
     ledger.close()
     write_json(summary_path, summary)

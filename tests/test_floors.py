@@ -13,7 +13,7 @@ import pytest
 
 from read_distill.config import load_config, with_overrides
 from read_distill.rewards import broken_floors
-from read_distill.runner import run
+from read_distill.runner import MEASURED, run
 from read_distill.sim import sim_config
 from read_distill.sim.environments import ENVIRONMENTS, SUITE
 
@@ -59,7 +59,7 @@ def test_a_round_that_breaks_a_floor_is_rolled_back_and_the_run_ends_above_it(tm
     # A rollback is part of the committed round: stopping after it and resuming ends the same.
     run(config, tmp_path / "stopped", quiet=True, stop_after_round=1)
     resumed = run(config, tmp_path / "stopped", quiet=True, resume=True)
-    assert {k: v for k, v in resumed.items() if k != "wall_s"} == {k: v for k, v in guarded.items() if k != "wall_s"}
+    assert {k: v for k, v in resumed.items() if k not in MEASURED} == {k: v for k, v in guarded.items() if k not in MEASURED}
 
 
 @pytest.mark.tiny
@@ -91,7 +91,7 @@ def test_policies_are_told_of_a_rollback_and_a_stopped_run_resumes_through_it(po
             assert allocations[t - 1] not in allocations[t:], f"round {t}'s allocation was played again"
     run(config, tmp_path / "stopped", world=sized, quiet=True, stop_after_round=whole["rolled_back"][0])
     resumed = run(config, tmp_path / "stopped", world=sized, quiet=True, resume=True)
-    assert {k: v for k, v in resumed.items() if k != "wall_s"} == {k: v for k, v in whole.items() if k != "wall_s"}
+    assert {k: v for k, v in resumed.items() if k not in MEASURED} == {k: v for k, v in whole.items() if k not in MEASURED}
 
 
 def test_exp3_gives_the_capabilities_a_rolled_back_round_trained_its_lowest_estimate():

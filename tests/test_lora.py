@@ -12,7 +12,7 @@ from read_distill.backends.hf import HFStudent, HFTeacher
 from read_distill.cli import main
 from read_distill.config import ConfigError, LoraConfig, TrainConfig
 from read_distill.ledger import Ledger
-from read_distill.runner import run
+from read_distill.runner import MEASURED, run
 from read_distill.types import Example
 
 pytestmark = pytest.mark.tiny
@@ -22,7 +22,7 @@ PROMPTS = ["Call add for 2 and 3.", "What is 7 plus 5?", "Name a colour."]
 
 
 def _comparable(summary):
-    return {k: v for k, v in summary.items() if k != "wall_s"}
+    return {k: v for k, v in summary.items() if k not in MEASURED}
 
 
 def _ledger(run_dir):

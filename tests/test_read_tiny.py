@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from read_distill.config import load_config
-from read_distill.runner import run
+from read_distill.runner import MEASURED, run
 
 pytestmark = pytest.mark.tiny
 
@@ -47,7 +47,7 @@ def _overrides(card, *overrides):
 
 
 def _comparable(summary):
-    return {k: v for k, v in summary.items() if k != "wall_s"}
+    return {k: v for k, v in summary.items() if k not in MEASURED}
 
 
 def test_three_rounds_generate_train_probe_reward(card, tmp_path):

@@ -11,7 +11,8 @@ from read_distill import sim
 from read_distill.config import Config
 from read_distill.generate import Generator
 from read_distill.ledger import Ledger
-from read_distill.runner import RunDirError, make_pilot, run
+from read_distill.report import write_report
+from read_distill.runner import MEASURED, RunDirError, make_pilot, run
 from read_distill.sim import sim_config
 from read_distill.types import Profile
 
@@ -27,7 +28,7 @@ def _sized(world, rounds=8):
 
 
 def _comparable(summary):
-    return {k: v for k, v in summary.items() if k != "wall_s"}
+    return {k: v for k, v in summary.items() if k not in MEASURED}
 
 
 @pytest.mark.parametrize("policy", ["random", "read", "exp3"])
@@ -40,6 +41,16 @@ def test_resume_equals_uninterrupted(world, tmp_path, policy):
         resumed = run(config, d, world=_sized(world), quiet=True, resume=True)
         assert _comparable(resumed) == _comparable(whole), f"stopped after round {k}"
         assert (d / "ledger.jsonl").read_text() == (tmp_path / "whole" / "ledger.jsonl").read_text()
+
+
+def test_the_summary_records_time_and_peak_memory_of_every_phase_and_a_resume_keeps_them(world, tmp_path):
+    config = _config(world, "read")
+    run(config, tmp_path / "r", world=_sized(world), quiet=True, stop_after_round=3)
+    summary = run(config, tmp_path / "r", world=_sized(world), quiet=True, resume=True)
+    assert summary["peak_memory_kind"] == "process_max_rss"  # no GPU in a simulated run
+    assert set(summary["peak_memory_mb"]) == set(summary["wall_s"]) >= {"setup", "policy", "probe", "checkpoint"}
+    assert all(mb > 0 for mb in summary["peak_memory_mb"].values())
+    assert "Wall time and peak memory by phase" in write_report(tmp_path / "r").read_text()
 
 
 def test_read_pilots_are_overhead_outside_b_and_resume_equals_uninterrupted(world, tmp_path):

@@ -292,6 +292,7 @@ def test_micro_model_matches_the_runner_and_the_oracle_beats_static():
 
 @pytest.mark.parametrize("policy", ["read", "random"])
 def test_micro_long_tool_resume_equals_uninterrupted_and_same_seed_same_run(tmp_path, policy):
+    from read_distill.runner import MEASURED
     from read_distill.runner import run as run_loop
 
     world = SUITE["micro_long_tool"]()
@@ -300,7 +301,7 @@ def test_micro_long_tool_resume_equals_uninterrupted_and_same_seed_same_run(tmp_
     sized = world.with_example_tokens(MICRO_BUDGET, rounds)
 
     def comparable(summary):
-        return {k: v for k, v in summary.items() if k != "wall_s"}
+        return {k: v for k, v in summary.items() if k not in MEASURED}
 
     whole = comparable(run_loop(config, tmp_path / "whole", world=sized, quiet=True))
     assert comparable(run_loop(config, tmp_path / "again", world=sized, quiet=True)) == whole
