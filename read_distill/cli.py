@@ -19,7 +19,7 @@ from read_distill.experiments.methods import METHODS
 EXIT_BAD_INPUT = 2
 
 #: Commands that take dotted overrides (``key=value``, gathered from anywhere on the line).
-WITH_OVERRIDES = ("run", "validate", "compare")
+WITH_OVERRIDES = ("run", "validate", "compare", "transfer")
 #: Options followed by one value, which is never an override even if it holds "=".
 VALUE_OPTIONS = ("--run-dir", "--out")
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -51,13 +51,23 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="methods x seeds (x budgets) at equal budget -> comparison.json + tables")
     cmp_.add_argument("config")
     cmp_.add_argument("overrides", nargs="*")
-    cmp_.add_argument("--methods", nargs="+", choices=list(METHODS), default=["read", "greedy", "uniform", "task_static", "exp3", "random"],
-                      metavar="METHOD", help=f"methods to run (default: read greedy uniform task_static exp3 random); one of {', '.join(METHODS)}")
+    cmp_.add_argument("--methods", nargs="+", default=["read", "greedy", "uniform", "task_static", "exp3", "random"], metavar="METHOD",
+                      help=f"methods to run (default: read greedy uniform task_static exp3 random); one of {', '.join(METHODS)}, "
+                      "or only_<capability> (the whole budget on it)")
     cmp_.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     cmp_.add_argument("--budgets", nargs="+", type=int, help="token budgets to run each method at (default: the config's budget.total_tokens)")
     cmp_.add_argument("--jobs", type=_positive, default=1, help="runs at once, in worker processes that split the cores (default 1)")
     cmp_.add_argument("--out", type=Path, help="output directory (default runs/compare-<name>-<time>)")
     cmp_.add_argument("--quiet", action="store_true")
+
+    tr = sub.add_parser("transfer", help="one-hot runs per capability x budgets x seeds -> transfer matrices T_ij(B)")
+    tr.add_argument("config")
+    tr.add_argument("overrides", nargs="*")
+    tr.add_argument("--budgets", nargs="+", type=int, required=True, help="token budgets (at least 2 to see how transfer changes with budget)")
+    tr.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    tr.add_argument("--jobs", type=_positive, default=1, help="runs at once, in worker processes that split the cores (default 1)")
+    tr.add_argument("--out", type=Path, help="output directory (default runs/transfer-<name>-<time>)")
+    tr.add_argument("--quiet", action="store_true")
 
     rep = sub.add_parser("report", help="render run dirs to HTML (figures + tables)")
     rep.add_argument("run_dirs", nargs="+", type=Path)
@@ -135,6 +145,17 @@ def _compare(args: argparse.Namespace) -> int:
     result = compare(config, args.methods, args.seeds, out, budgets=args.budgets, quiet=args.quiet, jobs=args.jobs)
     print(result["text"])
     print(f"\nwritten: {out / 'comparison.json'}, {out / 'comparison.md'}, {out / 'comparison.html'}")
+    return 0
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from read_distill.experiments.transfer import summarise, transfer
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or _default_dir(f"transfer-{config.run.name}")
+    result = transfer(config, args.seeds, out, args.budgets, quiet=args.quiet, jobs=args.jobs)
+    print(summarise(result))
+    print(f"\nwritten: {out / 'transfer.json'}, {out / 'transfer.md'}, {out / 'transfer.png'} (runs and comparison.* beside them)")
     return 0
 
 
@@ -235,7 +256,7 @@ def _serve_teacher(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "run": _run, "validate": _validate, "compare": _compare, "report": _report, "ls": _ls, "world": _world,
+    "run": _run, "validate": _validate, "compare": _compare, "transfer": _transfer, "report": _report, "ls": _ls, "world": _world,
     "serve-teacher": _serve_teacher, "merge": _merge, "eval": _eval,
     "bench": _bench,
 }

@@ -79,9 +79,10 @@ def test_typo_in_policy_name_exits_2_before_creating_anything(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "policy.name: unknown policy; expected one of read, greedy, uniform, task_static" in err
     assert not run_dir.exists()
-    with pytest.raises(SystemExit) as e:
-        main(["compare", str(cfg), "--methods", "read", "unifrom"])
-    assert e.value.code == 2
+    cfg.write_text("world: {kind: sim}\n")
+    assert main(["compare", str(cfg), "--methods", "read", "unifrom", "--out", str(run_dir)]) == 2
+    assert "method 'unifrom': unknown" in capsys.readouterr().err
+    assert not run_dir.exists()
 
 
 @pytest.mark.parametrize("argv", [["run"], ["compare"], ["bogus"]])

@@ -100,3 +100,37 @@ def test_the_interaction_ablation_changes_what_read_scores_candidates_by():
     with_spill = ReadPolicy(tuple(config.capabilities), r, config.policy)._rewards(drop)
     without = ReadPolicy(tuple(config.capabilities), r, ablated.policy)._rewards(drop)
     assert without.item() == -1.0 and with_spill.item() == -1.0 - 0.5 * 0.5 * 6.0
+
+
+def test_transfer_runs_one_hot_per_capability_and_its_matrix_is_their_score_changes(tmp_path, capsys):
+    from read_distill.cli import main
+
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    out = tmp_path / "transfer"
+    assert main(["transfer", str(cfg), "--budgets", "2000000", "8000000", "--seeds", "0", "1", "--out", str(out), "--quiet"]) == 0
+    result = json.loads((out / "transfer.json").read_text())
+    caps = result["capabilities"]
+    assert [m["budget"] for m in result["matrices"]] == [2_000_000, 8_000_000] and (out / "transfer.png").stat().st_size > 0
+    for m in result["matrices"]:
+        for i in caps:
+            runs = [json.loads((out / str(m["budget"]) / f"only_{i}" / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+            assert all(r["allocations"][0][i] == 1.0 for r in runs), "only_<i> spends the whole budget on i"
+            for j in caps:
+                mean, low, high = m["matrix"][i][j]
+                assert mean == pytest.approx(sum(r["final_profile"][j] - r["initial_profile"][j] for r in runs) / 2)
+                assert low <= mean <= high
+    assert "T_ij at 8,000,000 tokens" in capsys.readouterr().out
+    # A second call reads every run back instead of running it again.
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*/seed*/summary.json")}
+    assert main(["transfer", str(cfg), "--budgets", "2000000", "8000000", "--seeds", "0", "1", "--out", str(out), "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/seed*/summary.json")} == mtimes
+
+
+def test_an_unknown_only_capability_is_one_line_before_anything_runs(tmp_path, capsys):
+    from read_distill.cli import main
+
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    assert main(["compare", str(cfg), "--methods", "only_mathh", "--seeds", "0", "--out", str(tmp_path / "c")]) == 2
+    assert "only_mathh" in capsys.readouterr().err and not (tmp_path / "c").exists()

@@ -39,9 +39,21 @@ METHODS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: ``only_<capability>``: the whole budget on that capability every round (the transfer
+#: study's one-hot distillation; any capability of the run, whatever the task needs).
+ONLY = "only_"
+
+
+def method_overrides(method: str) -> tuple[str, ...]:
+    """The config overrides of ``method``: an entry of ``METHODS`` or ``only_<capability>``."""
+    if method in METHODS:
+        return METHODS[method]
+    if method.startswith(ONLY) and len(method) > len(ONLY):
+        return ("policy.name=fixed", f"policy.weights={{{method[len(ONLY):]}: 1}}")
+    raise ConfigError(f"method {method!r}: unknown; expected one of {', '.join(METHODS)}, or {ONLY}<capability>")
+
+
 def method_config(config: Config, method: str, seed: int, budget: int | None = None) -> Config:
     """``config`` with ``method``'s overrides, ``seed`` and (if given) the budget."""
-    if method not in METHODS:
-        raise ConfigError(f"method {method!r}: unknown; expected one of {', '.join(METHODS)}")
     extra = [f"run.seed={seed}"] + ([f"budget.total_tokens={budget}"] if budget is not None else [])
-    return with_overrides(config, [*METHODS[method], *extra], f"method {method}")
+    return with_overrides(config, [*method_overrides(method), *extra], f"method {method}")

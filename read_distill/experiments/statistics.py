@@ -68,3 +68,14 @@ def vs_read_cells(vs_read: dict[str, dict]) -> list[str]:
     interval = "" if math.isnan(pt["ci95"][0]) else f" [{pt['ci95'][0]:+.2f}, {pt['ci95'][1]:+.2f}]"
     return [f"{num(pt['diff'], '+.2f')}{interval}",
             f"{num(pt['p'], '.3g')} ({num(pt['p_holm'], '.3g')})", f"{num(wt['p'], '.3g')} ({num(wt['p_holm'], '.3g')})"]
+
+
+def mean_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean of ``values`` and its 95 % t-interval (the mean itself with one value)."""
+    from scipy import stats
+
+    m = float(np.mean(values))
+    if len(values) < 2:
+        return m, m, m
+    h = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+    return m, m - h, m + h
