@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -25,27 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from read_distill.experiments.statistics import mean_interval
 from read_distill.types import CAPABILITIES
 from read_distill.world import GENERATORS, MAX_NEW_TOKENS, split_seed
 
 #: The control row: the same training with replay data only (no teacher tokens), so the
 #: drift that replay alone causes can be told apart from transfer.
 CONTROL = "replay_only"
-
-# two-sided 97.5 % Student-t quantiles by degrees of freedom
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95 % t-interval over seeds."""
-    n = len(values)
-    m = sum(values) / n
-    if n < 2:
-        return m, m, m
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    h = _T975.get(n - 1, 1.96) * sd / math.sqrt(n)
-    return m, m - h, m + h
-
 
 def teacher_pool(
     world: Path, tok, capability: str, n: int, cache: Path, progress: bool, max_new_tokens: int | None = None
@@ -195,7 +180,7 @@ def with_matrix(study: dict[str, Any]) -> dict[str, Any]:
             matrix[str(b)][i] = {}
             for j in CAPABILITIES:
                 deltas = [runs[str(s)][i][str(b)][j] - base[s][j] for s in seeds]
-                matrix[str(b)][i][j] = list(mean_ci(deltas))
+                matrix[str(b)][i][j] = list(mean_interval(deltas))
     return {**study, "matrix": matrix}
 
 
