@@ -57,6 +57,7 @@ from read_distill.config import load_config
 from read_distill.generate import Generator
 from read_distill.ledger import Ledger
 from read_distill.tasks import card_requirement
+from read_distill.teachers import Teachers
 from read_distill.train import encode_prompt
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
@@ -101,10 +102,10 @@ def naive(teacher: HFTeacher, prompt: str, max_new_tokens: int) -> tuple[int, st
 
 def one_round(world: Any, config: Any, generator: Generator, allocation: tuple[float, ...], quota: int, t: int) -> tuple[float, RecordingTeacher, int]:
     """``generate_round`` as round ``t`` of a run calls it: wall seconds, the recorded teacher calls, examples."""
-    recorder = RecordingTeacher(world.teacher())
+    recorder = RecordingTeacher(world.teachers().default)
     ledger = Ledger(None, 10**12, config.budget.unit)
     start = time.perf_counter()
-    examples = generator.generate_round(recorder, allocation, quota, ledger, t, 0.0, np.random.default_rng([config.run.seed, t, 1]))
+    examples = generator.generate_round(Teachers(recorder), allocation, quota, ledger, t, 0.0, np.random.default_rng([config.run.seed, t, 1]))
     return time.perf_counter() - start, recorder, len(examples)
 
 
@@ -129,7 +130,7 @@ def against_naive(teacher: HFTeacher, calls: list[dict[str, Any]]) -> dict[str, 
 
 def throughput(world: Any, config: Any, quota: int) -> tuple[list[str], float]:
     """Measurement 1, and the load-versus-round comparison of measurement 2."""
-    teacher = world.teacher()
+    teacher = world.teachers().default
     caps = world.capabilities
     requirement = card_requirement(world.card, caps, config.task.requirement)
     allocations = {"uniform": tuple(1.0 / len(caps) for _ in caps), f"r of {world.card.name}": requirement}

@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--batch-size", type=int, default=32, help="prompts per forward pass")
+    srv.add_argument(
+        "--no-chat-template", dest="chat_template", action="store_false",
+        help="feed string prompts raw even where the tokenizer has a chat template (a run's world.chat_template=false)",
+    )
 
     bench = sub.add_parser("bench", help="benchmark data as task rows: export | graders")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -251,7 +255,7 @@ def _serve_teacher(args: argparse.Namespace) -> int:
         raise ConfigError("serve-teacher needs FastAPI and uvicorn; pip install 'read-distill[serve]'")
     from read_distill.serve.app import serve
 
-    serve(args.model_dir, args.host, args.port, args.batch_size)
+    serve(args.model_dir, args.host, args.port, args.batch_size, chat_template=args.chat_template)
     return 0
 
 

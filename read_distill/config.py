@@ -225,6 +225,30 @@ class ProbeConfig(_Section):
     )
 
 
+class TeacherSpec(_Section):
+    """One teacher: a local model loaded in the run's process, or a server over HTTP."""
+
+    path: str | None = Field(None, description="A local model directory (or a hub id where the hub is reachable), loaded once.")
+    engine: Literal["hf", "vllm"] = Field("hf", description="path: load with transformers (hf) or vLLM's offline engine (vllm; the vllm extra, a CUDA GPU).")
+    tensor_parallel_size: int = Field(1, ge=1, description="engine vllm: GPUs the teacher is split over.")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="engine vllm: share of each GPU's memory vLLM may take.")
+    url: str | None = Field(None, description="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1).")
+    model: str | None = Field(None, description="url: the model name the server serves (vLLM: the path given to `vllm serve`).")
+    api: Literal["completions", "chat"] = Field(
+        "completions", description="url: the completions endpoint (prompt as given) or chat completions (prompt as one user message)."
+    )
+    api_key_env: str | None = Field(None, description="url: environment variable holding the API key (read at run time, never written).")
+    concurrency: int = Field(16, ge=1, description="url: requests in flight at once.")
+    timeout: float = Field(600.0, gt=0, description="url: seconds before a request is abandoned (and retried).")
+    max_retries: int = Field(5, ge=0, description="url: retries of a request after a timeout, 429 or 5xx, with exponential backoff.")
+
+    @property
+    def served(self) -> bool:
+        """Whether the teacher gives only what a server returns (text, recorded top-k), not
+        its full distribution in this process: a URL, or vLLM's engine."""
+        return self.url is not None or self.engine == "vllm"
+
+
 class WorldConfig(_Section):
     kind: Literal["sim", "micro", "hf"] = Field("micro", description="Which world: simulated, embedded micro-world, or HF models.")
     sim_environment: str = Field("paper_20m", description="sim: name of a built-in environment.")
@@ -235,6 +259,7 @@ class WorldConfig(_Section):
     template_dir: str | None = Field(None, description="hf: directory of template pools (*.jsonl); default the shipped pools.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf: model dtype; auto = bf16 inference on capable GPUs, else fp32.")
     device: str = Field("auto", description="hf: torch device of both models; auto = the first GPU, else the CPU.")
+    chat_template: bool = Field(True, description="Put prompts through the tokenizer's chat template (teacher and student alike) where the tokenizer has one; false: raw text.")
     probe_scoring: Literal["graded", "teacher_logprob"] = Field(
         "graded", description="hf: probe with gradable templates, or score every template by log-prob of the teacher's answer."
     )
@@ -251,6 +276,28 @@ class WorldConfig(_Section):
     teacher_concurrency: int = Field(16, ge=1, description="teacher_url: requests in flight at once.")
     teacher_timeout: float = Field(600.0, gt=0, description="teacher_url: seconds before a request is abandoned (and retried).")
     teacher_max_retries: int = Field(5, ge=0, description="teacher_url: retries of a request after a timeout, 429 or 5xx, with exponential backoff.")
+    teachers: dict[str, TeacherSpec] = Field(
+        default_factory=dict,
+        description="Teachers by capability: `default` (instead of the teacher* fields above) and any capability whose "
+        "prompts another teacher answers, each a local model (path) or a server (url + model).",
+    )
+
+    def teacher_specs(self) -> dict[str, TeacherSpec]:
+        """The run's teachers: ``default`` first (``teachers.default``, else the ``teacher*``
+        fields; neither path nor url for the micro-world's own teacher), then each
+        capability's override."""
+        default = self.teachers.get("default") or TeacherSpec(
+            path=self.teacher, url=self.teacher_url, model=self.teacher_model, api=self.teacher_api,
+            api_key_env=self.teacher_api_key_env, concurrency=self.teacher_concurrency, timeout=self.teacher_timeout,
+            max_retries=self.teacher_max_retries,
+        )
+        return {"default": default, **{k: v for k, v in self.teachers.items() if k != "default"}}
+
+    def teacher_field(self, key: str, name: str) -> str:
+        """The config field that set ``name`` of teacher ``key``, for error messages."""
+        if key in self.teachers:
+            return f"world.teachers.{key}.{name}"
+        return "world.teacher" if name == "path" else f"world.teacher_{name}"
 
 
 class TaskConfig(_Section):
@@ -427,35 +474,59 @@ def _check_names(config: Config, source: str) -> None:
         )
 
 
-def _check_served_teacher(config: Config, source: str) -> None:
-    """A served teacher's settings: an http(s) URL and a model name, a world with real
-    models, and an objective that needs only what a server returns (recorded top-k)."""
+def _check_teachers(config: Config, source: str) -> None:
+    """The teachers' settings: capability names, one default, an http(s) URL with a model
+    name for each served teacher, and an objective that needs only what every teacher
+    gives (a server or vLLM: text and recorded top-k; several teachers: no one full
+    distribution for the student's KD)."""
     from urllib.parse import urlsplit
 
     wc, tc = config.world, config.train
-    if wc.teacher_url is None:
-        if wc.teacher_model is not None:
-            raise ConfigError(f"{source}: world.teacher_model: only used with world.teacher_url; give the server's base URL too")
-        return
-    url = urlsplit(wc.teacher_url)
-    if url.scheme not in ("http", "https") or not url.netloc:
-        raise ConfigError(f"{source}: world.teacher_url: expected an http(s) base URL such as http://127.0.0.1:8000/v1, got {wc.teacher_url!r}")
-    if not wc.teacher_model:
-        raise ConfigError(f"{source}: world.teacher_model: required with world.teacher_url; give the model name the server serves")
-    if wc.kind == "sim":
-        raise ConfigError(f"{source}: world.teacher_url: world.kind=sim has no teacher model; use world.kind=micro or hf")
-    if tc.objective == "reverse_kl":
+    unknown = sorted(set(wc.teachers) - {"default", *config.capabilities})
+    if unknown:
+        raise ConfigError(f"{source}: world.teachers: unknown capabilities {unknown}; expected default or some of {list(config.capabilities)}")
+    if "default" in wc.teachers and (wc.teacher or wc.teacher_url):
+        raise ConfigError(f"{source}: world.teachers.default: the default teacher is also given by world.teacher/world.teacher_url; give it once")
+    specs = wc.teacher_specs()
+    if len(specs) > 1 and wc.kind == "sim":
+        raise ConfigError(f"{source}: world.teachers: world.kind=sim has no teacher models; use world.kind=micro or hf")
+    for key, spec in specs.items():
+        field = lambda name, key=key: wc.teacher_field(key, name)  # noqa: E731
+        if spec.url is None:
+            if spec.model is not None:
+                raise ConfigError(f"{source}: {field('model')}: only used with {field('url')}; give the server's base URL too")
+            if spec.path is None and key != "default":
+                raise ConfigError(f"{source}: world.teachers.{key}: expected a local model (path) or a server (url and model)")
+            if spec.engine == "vllm" and spec.path is None:
+                raise ConfigError(f"{source}: {field('engine')}: vllm loads a local model; give {field('path')}")
+            continue
+        if spec.path is not None:
+            raise ConfigError(f"{source}: {field('url')}: a teacher is a local model (path) or a server (url), not both")
+        if spec.engine != "hf":
+            raise ConfigError(f"{source}: {field('engine')}: {spec.engine} loads a local model; a served teacher (url) has no engine here")
+        url = urlsplit(spec.url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ConfigError(f"{source}: {field('url')}: expected an http(s) base URL such as http://127.0.0.1:8000/v1, got {spec.url!r}")
+        if not spec.model:
+            raise ConfigError(f"{source}: {field('model')}: required with {field('url')}; give the model name the server serves")
+        if wc.kind == "sim":
+            raise ConfigError(f"{source}: {field('url')}: world.kind=sim has no teacher model; use world.kind=micro or hf")
+    served = [k for k, spec in specs.items() if spec.served]
+    # The student's KD loss reads one in-process teacher's full distribution.
+    why = (f"a served or vLLM teacher ({wc.teacher_field(served[0], 'url' if specs[served[0]].url else 'engine')}) does not give it"
+           if served else "several teachers (world.teachers) give no one distribution" if len(specs) > 1 else None)
+    if why and tc.objective == "reverse_kl":
         raise ConfigError(
-            f"{source}: train.objective=reverse_kl needs the teacher's full distribution at every student token, which a "
-            "served teacher does not give; use an in-process teacher (world.teacher) or train.signal=logit"
+            f"{source}: train.objective=reverse_kl needs the teacher's full distribution at every student token, and {why}; "
+            "use one in-process teacher (world.teacher) or train.signal=logit"
         )
-    if tc.objective == "kd" and tc.signal != "logit":
+    if why and tc.objective == "kd" and tc.signal != "logit":
         raise ConfigError(
-            f"{source}: train.signal={tc.signal} with train.objective=kd needs the teacher's full distribution, which a served "
-            "teacher does not give; use train.signal=logit with generation.top_logprobs > 0"
+            f"{source}: train.signal={tc.signal} with train.objective=kd needs the teacher's full distribution, and {why}; "
+            "use train.signal=logit with generation.top_logprobs > 0"
         )
-    if tc.signal == "logit" and config.generation.top_logprobs == 0:
-        raise ConfigError(f"{source}: generation.top_logprobs: train.signal=logit with a served teacher needs the recorded top-k; expected > 0 (vLLM allows up to --max-logprobs, default 20)")
+    if why and tc.signal == "logit" and config.generation.top_logprobs == 0:
+        raise ConfigError(f"{source}: generation.top_logprobs: train.signal=logit with {'a served or vLLM teacher' if served else 'several teachers'} needs the recorded top-k; expected > 0 (vLLM allows up to --max-logprobs, default 20)")
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -485,7 +556,7 @@ def _validated(tree: dict[str, Any], overrides: list[str] | tuple[str, ...], sou
     except ValidationError as e:
         raise ConfigError(describe_errors(e.errors(), source)) from None
     _check_names(config, source)
-    _check_served_teacher(config, source)
+    _check_teachers(config, source)
     return config
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from read_distill.backends.base import Teacher, World
+from read_distill.backends.base import World
 from read_distill.config import ConfigError, GenerationConfig
 from read_distill.ledger import Ledger
+from read_distill.teachers import Teachers
 from read_distill.templates import TemplateShareCap, curriculum, prompt_hash
 from read_distill.types import DIFFICULTIES, Allocation, Example, Item
 
@@ -84,7 +85,7 @@ class Generator:
 
     def generate_round(
         self,
-        teacher: Teacher,
+        teachers: Teachers,
         allocation: Allocation,
         quota_tokens: int,
         ledger: Ledger,
@@ -92,7 +93,8 @@ class Generator:
         spent_frac: float,
         rng: np.random.Generator,
     ) -> list[Example]:
-        """Examples whose total billable cost just reaches ``quota_tokens``."""
+        """Examples whose total billable cost just reaches ``quota_tokens``, each prompt
+        answered by its capability's teacher."""
         capabilities = self.world.capabilities
         w = np.asarray(allocation, dtype=float)
         cost_per_capability = np.zeros(len(capabilities))
@@ -128,25 +130,28 @@ class Generator:
                     "task prompt; the world has too few distinct training prompts for these capabilities"
                 )
             picks, drawn = [i for i, _ in kept], [d for _, d in kept]
-            by_length: dict[int, list[int]] = {}
+            # One call per teacher and generation limit.
+            calls: dict[tuple[int, int], list[int]] = {}
             for k, i in enumerate(picks):
-                by_length.setdefault(self.world.max_new_tokens[capabilities[i]], []).append(k)
+                calls.setdefault((id(teachers.of(capabilities[i])), self.world.max_new_tokens[capabilities[i]]), []).append(k)
             generations: dict[int, object] = {}
-            for length, ks in by_length.items():
+            for (_, length), ks in calls.items():
                 sampling = {
                     "max_new_tokens": length,
                     "temperature": self.config.temperature,
                     "top_logprobs": self.config.top_logprobs,
                 }
+                teacher = teachers.of(capabilities[picks[ks[0]]])
                 for k, g in zip(ks, teacher.generate([drawn[k][0].prompt for k in ks], sampling), strict=True):
                     generations[k] = g
             for k, i in enumerate(picks):
                 if total >= quota_tokens:
                     break
                 (item, difficulty), g = drawn[k], generations[k]
-                ledger.charge(round, "teacher_prompt", g.prompt_tokens, 0, g.cached)
+                name = teachers.of(capabilities[i]).name
+                ledger.charge(round, "teacher_prompt", g.prompt_tokens, 0, g.cached, teacher=name)
                 gen_billable = min(ledger.billable("teacher_gen", g.prompt_tokens, g.completion_tokens, g.cached), quota_tokens - total)
-                ledger.charge(round, "teacher_gen", g.completion_tokens, gen_billable, g.cached)
+                ledger.charge(round, "teacher_gen", g.completion_tokens, gen_billable, g.cached, teacher=name)
                 cost = example_cost(ledger, g.prompt_tokens, g.completion_tokens, g.cached)
                 cost_per_capability[i] += cost
                 drawn_per_capability[i] += 1
@@ -164,6 +169,7 @@ class Generator:
                         template=item.template,
                         difficulty=difficulty,
                         top_logprobs=g.top_logprobs,
+                        teacher=name,
                     )
                 )
         return examples

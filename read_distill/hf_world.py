@@ -31,6 +31,7 @@ from read_distill.ledger import Ledger
 from read_distill.probes import item_scores, probe
 from read_distill.task_data import read_rows
 from read_distill.tasks import TaskCard, load_card
+from read_distill.teachers import Teachers, load_teachers
 from read_distill.templates import prompt_hash
 from read_distill.types import DIFFICULTIES, Example, Item, Profile
 
@@ -69,7 +70,7 @@ class ModelWorld:
         dtype: str = "auto",
         device: str = "auto",
     ) -> None:
-        from transformers import AutoTokenizer
+        from read_distill.backends.hf import load_tokenizer
 
         self.config = config
         self.capabilities = tuple(config.capabilities)
@@ -80,9 +81,9 @@ class ModelWorld:
         self.max_new_tokens = max_new_tokens
         self.replay = replay
         self._student_dir, self._dtype, self._device = student_dir, dtype, device
-        self._teacher = load_teacher(config, teacher_dir, teacher_name, dtype, device)
+        self._teachers = load_teachers(config, teacher_dir, teacher_name, dtype, device)
         # Probe and evaluation costs are counted in the student's tokens: it does that work.
-        self.tokenizer = AutoTokenizer.from_pretrained(str(student_dir))
+        self.tokenizer = load_tokenizer(student_dir, config.world.chat_template)
         self._answered_suite: dict[str, list[Item]] | None = None
 
     def count_tokens(self, texts: list[str]) -> int:
@@ -91,21 +92,29 @@ class ModelWorld:
 
         return count_tokens(self.tokenizer, texts)
 
-    def teacher(self) -> Any:
-        """The teacher, loaded once."""
-        return self._teacher
+    def count_prompt_tokens(self, prompts: list[str]) -> int:
+        """Tokens the student reads for ``prompts`` (its chat template's framing included)."""
+        from read_distill.train import count_prompt_tokens
+
+        return count_prompt_tokens(self.tokenizer, prompts)
+
+    def teachers(self) -> Teachers:
+        """The run's teachers, loaded once."""
+        return self._teachers
 
     def student(self, seed: int) -> Student:
         """A fresh copy of S0; it gets the teacher's model when the objective needs its
-        distributions and the teacher is in-process (a served one gives recorded top-k only)."""
+        distributions and the run has one teacher, in-process (a served one gives recorded
+        top-k only; several teachers give no one distribution)."""
         from read_distill.backends.hf import HFStudent, HFTeacher
 
         train = self.config.train
         needs = train.signal == "logit" or train.objective in ("kd", "reverse_kl")
-        kd_teacher = self._teacher if needs and isinstance(self._teacher, HFTeacher) else None
+        default = self._teachers.default
+        kd_teacher = default if needs and not self._teachers.overrides and isinstance(default, HFTeacher) else None
         return HFStudent.from_pretrained(
             self._student_dir, config=train, teacher=kd_teacher, seed=seed, dtype=self._dtype, device=self._device, quiet=True,
-            batch_size=self.config.generation.batch_size,
+            batch_size=self.config.generation.batch_size, chat_template=self.config.world.chat_template,
         )
 
     def evaluation_hashes(self) -> set[str]:
@@ -120,13 +129,18 @@ class ModelWorld:
         probe overhead); ``sequential`` stops a capability early per ``probe.stop_width``."""
         suite = self._with_teacher_answers(ledger, round)
         stop_width = self.config.probe.stop_width if sequential else 0.0
-        return probe(student, suite, self.max_new_tokens, self.count_tokens, ledger, round, self.config.probe.seed, capabilities, stop_width)
+        return probe(
+            student, suite, self.max_new_tokens, self.count_tokens, ledger, round, self.config.probe.seed, capabilities, stop_width,
+            self.count_prompt_tokens,
+        )
 
     def evaluate(self, student: Student, split: str, ledger: Ledger, round: int) -> float:
         """The task's utility on ``split``, with the longest capability limit for answers
         (charged as ``dev`` or ``eval``, the test split)."""
         phase = "dev" if split == "dev" else "eval"
-        scores = item_scores(student, self.splits[split], max(self.max_new_tokens.values()), self.count_tokens, ledger, round, phase)
+        scores = item_scores(
+            student, self.splits[split], max(self.max_new_tokens.values()), self.count_tokens, ledger, round, phase, self.count_prompt_tokens
+        )
         return sum(scores) / len(scores)
 
     def answer_form(self, requirement: tuple[float, ...]) -> tuple[float, ...]:
@@ -150,7 +164,7 @@ class ModelWorld:
                 todo = [k for k, it in enumerate(items) if not it.answer]
                 if not todo:
                     continue
-                gens = self._teacher.generate(
+                gens = self._teachers.of(c).generate(
                     [items[k].prompt for k in todo], {"max_new_tokens": self.max_new_tokens[c], "temperature": 0.0}
                 )
                 ledger.charge(round, "probe", sum(g.prompt_tokens + g.completion_tokens for g in gens))
@@ -163,20 +177,6 @@ class ModelWorld:
                     raise ConfigError(f"probe: the teacher answered none of the {c} probe prompts; raise max_new_tokens for {c}")
             self._answered_suite = suite
         return self._answered_suite
-
-
-def load_teacher(config: Config, teacher_dir: str | Path | None, name: str, dtype: str, device: str) -> Any:
-    """The run's teacher: the server at ``world.teacher_url`` when one is given (its name
-    then says endpoint and model), else the model at ``teacher_dir``, loaded once."""
-    if config.world.teacher_url is not None:
-        from read_distill.backends.openai_api import OpenAITeacher
-
-        return OpenAITeacher.from_config(config.world, seed=config.run.seed)
-    from read_distill.backends.hf import HFTeacher
-
-    return HFTeacher.from_pretrained(
-        teacher_dir, name=name, dtype=dtype, device=device, batch_size=config.generation.batch_size, seed=config.run.seed
-    )
 
 
 def ungraded(item: Item, reference: str = "") -> Item:
@@ -224,41 +224,50 @@ def template_suite(config: Config, source: Any) -> dict[str, list[Item]]:
 
 
 def check_models(config: Config) -> None:
-    """``world.teacher`` (unless served) and ``world.student`` are given, and a local path is a model directory.
+    """The default teacher (a local model or a server) and ``world.student`` are given, and
+    every local path is a model directory.
 
     A value that is not a path (absolute, ``./``, ``../``, ``~``) nor an existing file is a
     hub id, which only loading can check.
     """
-    # A served teacher (world.teacher_url) needs no local one.
-    for field in ("student",) if config.world.teacher_url else ("teacher", "student"):
-        ref = getattr(config.world, field)
-        if not ref:
-            raise ConfigError(
-                f"world.{field}: required for world.kind=hf; give a model directory (or a hub id), "
-                f"e.g. world.{field}=/models/llama-3.1-8b"
-            )
+    wc = config.world
+    default = wc.teacher_specs()["default"]
+    if default.path is None and default.url is None:
+        raise ConfigError(
+            "world.teacher: required for world.kind=hf; give a model directory (or a hub id), e.g. "
+            "world.teacher=/models/llama-3.1-70b, or a server: world.teacher_url and world.teacher_model"
+        )
+    if not wc.student:
+        raise ConfigError("world.student: required for world.kind=hf; give a model directory (or a hub id), e.g. world.student=/models/llama-3.1-8b")
+    refs = {wc.teacher_field(k, "path"): spec.path for k, spec in wc.teacher_specs().items() if spec.path}
+    for field, ref in {**refs, "world.student": wc.student}.items():
         if (ref.startswith(("/", "./", "../", "~")) or Path(ref).exists()) and not (Path(ref) / "config.json").is_file():
-            raise ConfigError(f"world.{field}: {ref} is not a model directory (no config.json); expected a directory save_pretrained wrote, or a hub id")
+            raise ConfigError(f"{field}: {ref} is not a model directory (no config.json); expected a directory save_pretrained wrote, or a hub id")
     if config.train.signal == "logit" or config.train.objective == "kd":
-        check_shared_vocabulary(config)
+        check_shared_vocabulary(config, wc.student)
 
 
-def check_shared_vocabulary(config: Config) -> None:
+def check_shared_vocabulary(config: Config, student: str | Path | None) -> None:
     """Logit KD compares the teacher's and the student's distributions token by token, so
-    both must use one vocabulary; text SFT does not need it. Checked from the tokenizer
-    files of local model directories (a hub id or a served teacher only loading can check)."""
-    teacher, student = config.world.teacher, config.world.student
-    if config.world.teacher_url or not all(ref and (Path(ref) / "tokenizer_config.json").is_file() for ref in (teacher, student)):
+    every teacher must use the vocabulary of the ``student`` directory; text SFT does not
+    need it. Checked from the tokenizer files of local model directories (a hub id or a
+    served teacher only loading can check)."""
+    wc = config.world
+    teachers = {wc.teacher_field(k, "path"): spec.path for k, spec in wc.teacher_specs().items() if spec.path}
+    local = {f: t for f, t in teachers.items() if (Path(t) / "tokenizer_config.json").is_file()}
+    if not local or not (student and (Path(student) / "tokenizer_config.json").is_file()):
         return
     from transformers import AutoTokenizer
 
-    t_tok, s_tok = AutoTokenizer.from_pretrained(teacher), AutoTokenizer.from_pretrained(student)
-    if t_tok.get_vocab() != s_tok.get_vocab():
-        raise ConfigError(
-            f"train.signal={config.train.signal}, train.objective={config.train.objective}: the teacher's tokenizer "
-            f"({teacher}, {len(t_tok)} tokens) and the student's ({student}, {len(s_tok)} tokens) differ, and logit KD "
-            "needs one vocabulary; text SFT works across tokenizers: train.signal=cot (or resp) with train.objective=sft"
-        )
+    s_tok = AutoTokenizer.from_pretrained(student)
+    for field, teacher in local.items():
+        t_tok = AutoTokenizer.from_pretrained(teacher)
+        if t_tok.get_vocab() != s_tok.get_vocab():
+            raise ConfigError(
+                f"train.signal={config.train.signal}, train.objective={config.train.objective}: the teacher's tokenizer "
+                f"({field}={teacher}, {len(t_tok)} tokens) and the student's ({student}, {len(s_tok)} tokens) differ, and logit "
+                "KD needs one vocabulary; text SFT works across tokenizers: train.signal=cot (or resp) with train.objective=sft"
+            )
 
 
 def template_source(config: Config) -> Any:

@@ -66,8 +66,11 @@ class Ledger:
         return 0
 
     # -- charging ---------------------------------------------------------------------
-    def charge(self, round: int, phase: str, tokens: int, billable: int = 0, cached: bool = False) -> LedgerEntry:
-        """Record a charge; refuse (``BudgetExceeded``) if it would overspend B."""
+    def charge(
+        self, round: int, phase: str, tokens: int, billable: int = 0, cached: bool = False, teacher: str | None = None
+    ) -> LedgerEntry:
+        """Record a charge (``teacher``: the name of the teacher a teacher phase called);
+        refuse (``BudgetExceeded``) if it would overspend B."""
         if phase not in PHASES:
             raise ValueError(f"unknown ledger phase {phase!r}; expected one of {PHASES}")
         if tokens < 0 or billable < 0 or billable > tokens:
@@ -77,7 +80,7 @@ class Ledger:
                 f"charge of {billable} billable tokens in round {round} ({phase}) exceeds the "
                 f"remaining budget of {self.remaining} tokens"
             )
-        entry = LedgerEntry(round=round, phase=phase, tokens=int(tokens), billable=int(billable), cached=cached)
+        entry = LedgerEntry(round=round, phase=phase, tokens=int(tokens), billable=int(billable), cached=cached, teacher=teacher)
         self.entries.append(entry)
         self._spent += entry.billable
         self._by_round[round] += entry.billable
@@ -85,7 +88,7 @@ class Ledger:
         if self.path is not None and ranks.is_controller():
             if self._file is None:
                 self._file = self.path.open("a")
-            self._file.write(json.dumps(entry.__dict__) + "\n")
+            self._file.write(json.dumps(entry.to_json()) + "\n")
             self._file.flush()
         return entry
 
@@ -117,7 +120,7 @@ class Ledger:
         if self.path is not None:
             from read_distill.store import write_text
 
-            write_text(self.path, "".join(json.dumps(e.__dict__) + "\n" for e in self.entries))
+            write_text(self.path, "".join(json.dumps(e.to_json()) + "\n" for e in self.entries))
 
     # -- totals (always derived from the entries) ---------------------------------------
     @property
@@ -142,6 +145,23 @@ class Ledger:
         out["billable"] = self.spent
         out["budget"] = self.budget_tokens
         return dict(out)
+
+
+def teacher_tokens(entries: list[LedgerEntry]) -> dict[str, dict[str, int]]:
+    """Tokens per teacher from the teacher charges of ``entries``: prompt tokens sent, tokens
+    generated, how many of those came from the teacher cache (free), and how many were billable."""
+    out: dict[str, dict[str, int]] = {}
+    for e in entries:
+        if e.teacher is None:
+            continue
+        row = out.setdefault(e.teacher, {"prompt": 0, "generated": 0, "cached": 0, "billable": 0})
+        if e.phase == "teacher_prompt":
+            row["prompt"] += e.tokens
+        else:
+            row["generated"] += e.tokens
+            row["cached"] += e.tokens if e.cached else 0
+            row["billable"] += e.billable
+    return out
 
 
 def round_quota(remaining_tokens: int, rounds_left: int) -> int:

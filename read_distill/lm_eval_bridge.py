@@ -8,6 +8,13 @@ forward pass behind ``Student.score``) and generations from
 :func:`backends.hf.generate_tokens`. So lm-eval scores the student fed the way it was
 trained and probed.
 
+Contexts are encoded raw, never through the student's chat template (``encode_prompt``
+with ``chat_template=False``): an lm-eval context is the task's final text (few-shot
+examples included), which lm-eval puts through a chat template itself when asked
+(``--apply_chat_template``, multi-turn, via ``LM.apply_chat_template``); wrapping it
+here as one user message would score another prompt than the task defines, and than any
+other lm-eval model is scored on.
+
 Tasks are lm-eval's: its registered names, or YAML task files in ``--include-path``. The
 data are the task's own (``dataset_path``); without the Hugging Face hub, a task must name
 local files (``dataset_path: json`` with ``dataset_kwargs: {data_files: ...}``).
@@ -59,7 +66,7 @@ class StudentLM(LM):
         # on: the prompt encoding of "" (the BOS where the tokenizer adds one), else one
         # BOS or EOS token, lm-eval's own choice.
         fallback = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        self.prefix = train.encode_prompt(tokenizer, "") or [int(fallback)]
+        self.prefix = train.encode_prompt(tokenizer, "", chat_template=False) or [int(fallback)]
 
     @property
     def tokenizer(self) -> Any:
@@ -73,8 +80,9 @@ class StudentLM(LM):
         return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
 
     def _context(self, text: str) -> list[int]:
-        # Only an empty context of a tokenizer that adds no BOS encodes to nothing.
-        return train.encode_prompt(self.student.tokenizer, text) or list(self.prefix)
+        # Raw, whatever the tokenizer's chat template (see the module docstring). Only an
+        # empty context of a tokenizer that adds no BOS encodes to nothing.
+        return train.encode_prompt(self.student.tokenizer, text, chat_template=False) or list(self.prefix)
 
     def _scored(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
         """(sum log-prob, greedy) per (context ids, continuation ids); an empty continuation

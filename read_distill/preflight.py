@@ -28,11 +28,7 @@ def check_inputs(config: Config) -> None:
         raise ConfigError("train.lora: world.kind=sim has no model to adapt; remove train.lora or use world.kind=micro or hf")
     if config.train.lora is not None and importlib.util.find_spec("peft") is None:
         raise ConfigError("train.lora: LoRA students need peft; pip install 'read-distill[lora]'")
-    key_env = config.world.teacher_api_key_env
-    if config.world.teacher_url is not None and importlib.util.find_spec("openai") is None:
-        raise ConfigError("world.teacher_url: a served teacher needs the openai client; pip install 'read-distill[serve]'")
-    if config.world.teacher_url is not None and key_env and not os.environ.get(key_env):
-        raise ConfigError(f"world.teacher_api_key_env: the environment variable {key_env} is not set; export the API key there")
+    _check_teacher_engines(config)
     # Only the micro-world has a replay mixture (its student's own pretraining data).
     if config.train.replay_frac > 0 and kind != "micro":
         raise ConfigError(f"train.replay_frac: world.kind={kind} has no replay mixture; set train.replay_frac=0")
@@ -49,6 +45,18 @@ def check_inputs(config: Config) -> None:
         check_models(config)
         template_suite(config, template_source(config))
     _check_task(config)
+
+
+def _check_teacher_engines(config: Config) -> None:
+    """Each teacher's engine is installed and its API key (if it names one) is set."""
+    wc = config.world
+    for key, spec in wc.teacher_specs().items():
+        if spec.url is not None and importlib.util.find_spec("openai") is None:
+            raise ConfigError(f"{wc.teacher_field(key, 'url')}: a served teacher needs the openai client; pip install 'read-distill[serve]'")
+        if spec.url is not None and spec.api_key_env and not os.environ.get(spec.api_key_env):
+            raise ConfigError(f"{wc.teacher_field(key, 'api_key_env')}: the environment variable {spec.api_key_env} is not set; export the API key there")
+        if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ConfigError(f"{wc.teacher_field(key, 'engine')}: vllm is not installed; pip install 'read-distill[vllm]' (Linux with a CUDA GPU)")
 
 
 def _check_sim(config: Config) -> None:

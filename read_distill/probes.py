@@ -40,8 +40,12 @@ def item_scores(
     ledger: Ledger,
     round: int,
     phase: str,
+    count_prompt_tokens: Callable[[list[str]], int] | None = None,
 ) -> list[float]:
     """Per-item scores in [0, 100]; generation and scoring tokens charged to ``phase``.
+
+    Prompts are counted by ``count_prompt_tokens`` (default ``count_tokens``): under a chat
+    template the student reads each prompt with its template's framing, which it counts.
 
     An item with a grader name is graded by it (an unknown name is a KeyError, never a
     silent switch to log-prob scoring); an empty name selects the log-prob fallback.
@@ -52,23 +56,24 @@ def item_scores(
     graded = [i for i, it in enumerate(items) if it.grader and it.grader not in PICKED_BY_LOGPROB]
     scored = [i for i, it in enumerate(items) if not it.grader]
     out = [0.0] * len(items)
+    count_prompts = count_prompt_tokens or count_tokens
     if picked:
         picks, prompts, choices = pick([items[i].prompt for i in picked], [items[i].answer for i in picked], student.score)
         for i, p in zip(picked, picks, strict=True):
             out[i] = 100.0 * GRADERS[items[i].grader](items[i].answer, p)
-        ledger.charge(round, phase, count_tokens(prompts) + count_tokens(choices))
+        ledger.charge(round, phase, count_prompts(prompts) + count_tokens(choices))
     if graded:
         prompts = [items[i].prompt for i in graded]
         completions = student.generate(prompts, max_new_tokens)
         for i, c in zip(graded, completions, strict=True):
             out[i] = 100.0 * GRADERS[items[i].grader](items[i].answer, c)
-        ledger.charge(round, phase, count_tokens(prompts) + count_tokens(completions))
+        ledger.charge(round, phase, count_prompts(prompts) + count_tokens(completions))
     if scored:
         prompts = [items[i].prompt for i in scored]
         refs = [items[i].answer for i in scored]
         for i, lp in zip(scored, student.score(prompts, refs), strict=True):
             out[i] = 100.0 * float(np.exp(lp))
-        ledger.charge(round, phase, count_tokens(prompts) + count_tokens(refs))
+        ledger.charge(round, phase, count_prompts(prompts) + count_tokens(refs))
     return out
 
 
@@ -91,6 +96,7 @@ def probe(
     seed: int = 0,
     capabilities: Sequence[str] | None = None,
     stop_width: float = 0.0,
+    count_prompt_tokens: Callable[[list[str]], int] | None = None,
 ) -> Profile:
     """Score ``student`` on the probe items of ``capabilities`` (default: the whole suite),
     charged as ``probe``.
@@ -112,7 +118,9 @@ def probe(
         for limit, group in by_limit.items():
             # Stage bounds round up, so the first stage holds an item whenever the suite does.
             part = {c: suite[c][-(-k * len(suite[c]) // stages) : -(-(k + 1) * len(suite[c]) // stages)] for c in group}
-            flat = item_scores(student, [it for c in group for it in part[c]], limit, count_tokens, ledger, round, "probe")
+            flat = item_scores(
+                student, [it for c in group for it in part[c]], limit, count_tokens, ledger, round, "probe", count_prompt_tokens
+            )
             for c in group:
                 values[c] += flat[: len(part[c])]
                 flat = flat[len(part[c]) :]

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from read_distill.config import ConfigError
+from read_distill.ledger import teacher_tokens
 from read_distill.store import write_text
 from read_distill.types import PHASES, LedgerEntry
 
@@ -135,6 +136,8 @@ class RunView:
         #: (rounds done, dev utility) at each checkpoint; 0 is before round 1.
         self.dev = [(int(t), float(u)) for t, u in latest.get("dev_utility") or latest.get("dev") or []]
         self.wall_s = {str(k): float(v) for k, v in sorted((latest.get("wall_s") or {}).items())}
+        #: "default" and each capability with its own teacher -> the teacher's name (summary.json).
+        self.teachers = s.get("teachers")
         self.peak_mb = {str(k): float(v) for k, v in (latest.get("peak_memory_mb") or latest.get("peak_mb") or {}).items()}
         if not self.complete:
             self.notes.insert(0, f"Incomplete run: {max(committed, 0)} of {self.cfg('run', 'rounds', '?')} rounds "
@@ -402,9 +405,23 @@ def _phase_tables(run: RunView) -> str:
             "counts as"]
     wall = [[k, f"{v:,.2f}", f"{run.peak_mb[k]:,.0f}" if k in run.peak_mb else "—"] for k, v in run.wall_s.items()]
     wall.append(["total", f"{sum(run.wall_s.values()):,.2f}", f"{max(run.peak_mb.values(), default=0):,.0f}" if run.peak_mb else "—"])
-    return ("<h3>Tokens per phase (ledger.jsonl)</h3>" + _table(head, rows, total=True)
+    return ("<h3>Tokens per phase (ledger.jsonl)</h3>" + _table(head, rows, total=True) + _teacher_table(run)
             + ("<h3>Wall time and peak memory by phase</h3>" + _table(["phase", "seconds", "peak memory (MiB)"], wall, total=True)
                if run.wall_s else ""))
+
+
+def _teacher_table(run: RunView) -> str:
+    """Tokens per teacher (the ledger's teacher charges), with the capabilities each answers."""
+    tokens = teacher_tokens(run.ledger)
+    if not tokens:
+        return ""
+    routes = run.teachers or {}
+    default = routes.get("default")
+    answers = {name: [c for c in run.capabilities if routes.get(c, default) == name] for name in tokens}
+    rows = [[name, ", ".join(answers[name]) or "—", f"{t['prompt']:,}", f"{t['generated']:,}", f"{t['cached']:,}",
+             f"{t['billable']:,}"] for name, t in tokens.items()]
+    head = ["teacher", "capabilities it answers", "prompt tokens", "tokens generated", "of them from cache", "billable"]
+    return "<h3>Tokens per teacher</h3>" + _table(head, rows)
 
 
 def _final_table(runs: Sequence[RunView]) -> str:

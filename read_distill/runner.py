@@ -30,7 +30,7 @@ from read_distill.backends.base import Student, World
 from read_distill.config import Config, ConfigError, dump_config
 from read_distill.generate import Generator
 from read_distill.graders.sandbox import allow_fallback
-from read_distill.ledger import Ledger, round_quota
+from read_distill.ledger import Ledger, round_quota, teacher_tokens
 from read_distill.policies import make_policy
 from read_distill.policies.actions import candidate_actions
 from read_distill.policies.base import Pilot
@@ -39,6 +39,7 @@ from read_distill.rewards import broken_floors, floor_scores, reward
 from read_distill.rundir import RunDirError, check_run_dir, clear_run_dir, hold_run_dir
 from read_distill.store import read_json, remove_temporaries, write_json, write_text
 from read_distill.tasks import card_floors, card_requirement
+from read_distill.teachers import Teachers
 from read_distill.tracking import Tracker
 from read_distill.types import Allocation, Context, Example, PilotResult, Profile, TrainStats
 
@@ -155,12 +156,12 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
         pilot_seed = config.run.seed * 1_000_003 + 7919 + calls["n"]
         student = world.student(pilot_seed)
         generator = Generator(world, config.generation, pilot_seed)
-        teacher = ranks.shared(world.teacher())
+        teachers = world.teachers().map(ranks.shared)
         before = s0
         for t in range(config.policy.pilot_rounds):
             rng = np.random.default_rng([config.run.seed, 7919, calls["n"], t])
             quota = round_quota(private.remaining, config.policy.pilot_rounds - t)
-            examples = generator.generate_round(teacher, allocation, quota, private, t, t / config.policy.pilot_rounds, rng)
+            examples = generator.generate_round(teachers, allocation, quota, private, t, t / config.policy.pilot_rounds, rng)
             student.fit(examples, quota - private.spent_in_round(t), private, t)
         after = world.probe(student, private, config.policy.pilot_rounds).vector(capabilities)
         ledger.charge(INITIAL, "profiling", sum(e.tokens for e in private.entries), 0)
@@ -224,6 +225,8 @@ class _StudentWriter:
     those tokens), drawn with the round's weights and ``seed``, so a resumed pass redraws
     the same text."""
 
+    name = "student (on-policy)"
+
     def __init__(self, student: Any, seed: int) -> None:
         self.student, self.seed = student, seed
 
@@ -261,7 +264,7 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
             # The pass's teacher charges, where an uninterrupted run made them (passes saved
             # by an older version kept theirs in the ledger instead).
             for c in passes[k].get("charges", ()):
-                ledger.charge(t, c["phase"], c["tokens"], c["billable"], c["cached"])
+                ledger.charge(t, c["phase"], c["tokens"], c["billable"], c["cached"], c.get("teacher"))
             # Passes saved before leakage was counted (an older run resumed) count none.
             for key, n in passes[k].get("leakage", {}).items():
                 leakage[key] += n
@@ -276,7 +279,10 @@ def _generate_and_train(parts: Parts, rd: Path, t: int, w: Allocation, quota: in
                 # only top up with teacher examples.
                 replay_tokens = int(left * config.train.replay_frac) if k == 0 else 0
                 rng = np.random.default_rng([config.run.seed, t, 1 + k])
-                writer = _StudentWriter(student, config.run.seed * 1_000_003 + t * 1_009 + k) if config.train.signal == "on_policy" else parts.teacher
+                writer = (
+                    Teachers(_StudentWriter(student, config.run.seed * 1_000_003 + t * 1_009 + k))
+                    if config.train.signal == "on_policy" else parts.teachers
+                )
                 examples = generator.generate_round(writer, w, left - replay_tokens, ledger, t, spent_frac, rng)
                 if replay_tokens:
                     replay = _replay_examples(parts.world, ledger, replay_tokens, config.run.seed * 1_000_003 + t)
@@ -444,7 +450,7 @@ class Parts:
     #: The capability the task answers in (``World.answer_form``); empty where none.
     answer_form: tuple[float, ...]
     ledger: Ledger
-    teacher: Any
+    teachers: Teachers
     student: Student
     generator: Generator
     policy: Any
@@ -546,8 +552,9 @@ def _run_rounds(
 def _close(parts: Parts) -> None:
     """Close the ledger and the teacher cache, however the run ended (a cache closed
     cleanly leaves no -wal/-shm files beside it)."""
-    if hasattr(parts.teacher, "close"):
-        parts.teacher.close()
+    for teacher in parts.teachers.distinct():
+        if hasattr(teacher, "close"):
+            teacher.close()
     parts.tracker.close()
     # After a failed write the run's first error is the one to report, not this one's.
     with suppress(OSError):
@@ -644,18 +651,19 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
             raise ConfigError(f"capabilities: the world has {list(capabilities)}, the config {list(config.capabilities)}")
         requirement = card_requirement(world.card, capabilities, config.task.requirement)
         floors = card_floors(world.card, capabilities, config.floors.scores)
-        teacher = world.teacher()
+        teachers = world.teachers()
         if config.world.kind != "sim" and ranks.is_controller():
             from read_distill.backends.cache import CachedTeacher
 
-            # Every teacher output is kept, so a resumed or repeated round never pays twice.
-            teacher = CachedTeacher(teacher, run_dir / "teacher_cache.sqlite")
-        teacher = ranks.shared(teacher)
+            # Every teacher output is kept, so a resumed or repeated round never pays twice
+            # (one file for all teachers: the key holds the teacher's name).
+            teachers = teachers.map(lambda t: CachedTeacher(t, run_dir / "teacher_cache.sqlite"))
+        teachers = teachers.map(ranks.shared)
         parts = Parts(
             config=config, run_dir=run_dir, world=world, capabilities=capabilities, requirement=requirement,
             answer_form=world.answer_form(requirement),
             ledger=Ledger(run_dir / "ledger.jsonl", config.budget.total_tokens, config.budget.unit),
-            teacher=teacher, student=world.student(config.run.seed),
+            teachers=teachers, student=world.student(config.run.seed),
             generator=Generator(world, config.generation, config.run.seed),
             policy=make_policy(config.policy, capabilities, requirement), say=Progress(quiet or not ranks.is_controller()),
             wall=wall, tracker=Tracker(run_dir, config),
@@ -711,8 +719,9 @@ def _resume(parts: Parts, state: RunState) -> RunState:
     # Teacher outputs cached after the last saved work were paid for by dropped work:
     # charge them once more when the redone work asks for them.
     mark = passes[-1]["cache_rows"] if passes and not older else state.teacher_cache_rows
-    if mark is not None and hasattr(parts.teacher, "owe_after"):  # the cache is the controller's
-        parts.teacher.owe_after(mark)
+    for teacher in parts.teachers.distinct() if mark is not None else ():
+        if hasattr(teacher, "owe_after"):  # the cache is the controller's
+            teacher.owe_after(mark)
     _restore_checkpoint(parts.student, parts.policy, parts.run_dir, state.round)
     parts.generator.cap.load_state_dict(state.template_window)
     parts.say(f"[read-distill] resuming {parts.run_dir} after round {state.round}/{parts.config.run.rounds}")
@@ -747,7 +756,8 @@ def _commit(parts: Parts, state: RunState) -> None:
 
 def _cache_rows(parts: Parts) -> int | None:
     """The teacher cache's newest row (None without a cache)."""
-    return parts.teacher.last_row() if hasattr(parts.teacher, "last_row") else None
+    teacher = parts.teachers.default
+    return teacher.last_row() if hasattr(teacher, "last_row") else None
 
 
 def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
@@ -777,6 +787,9 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
         "rolled_back": [t for t, rd in enumerate(rounds, 1) if "rolled_back" in read_json(rd / "reward.json")],
         "profiles": [state.initial_profile.scores] + [read_json(rd / "profile.json")["scores"] for rd in rounds],
         "ledger": ledger.totals(),
+        # Which teacher answered each capability, and what each was asked for.
+        "teachers": parts.teachers.routes(),
+        "teacher_tokens": teacher_tokens(ledger.entries),
         "wall_s": dict(sorted(wall_s.items())),
         "peak_memory_mb": dict(sorted(peak_mb.items())),
         "peak_memory_kind": memory_kind(),

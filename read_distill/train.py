@@ -39,8 +39,13 @@ On-policy   on_policy   reverse_kl     student's sample     teacher forward (ful
 
 Token accounting: labels are the selected text's tokens plus EOS (so the student learns
 to stop); the prompt is tokenized with the tokenizer's special tokens (BOS), exactly as
-the backends generate from it. Each optimizer step is charged to the ledger before it
-runs (phase ``train``, tokens = prompt + label tokens, no padding).
+the backends generate from it. Where the tokenizer has a chat template (an instruct
+model; ``world.chat_template: false`` clears it where the tokenizer is loaded), the
+prompt is one user message through it with the generation prompt, and the labels end
+with the template's end-of-turn token (e.g. ``<|im_end|>``) instead of EOS: the student
+trains on the assistant turn only, never on the system/user part. Each optimizer step is
+charged to the ledger before it runs (phase ``train``, tokens = prompt + label tokens,
+no padding).
 
 The LR schedule is a function of the budget spent (``ledger.spent / ledger.budget_tokens``
 at the end of the step), and the torch seed is reset from (seed, round) at every call, so
@@ -58,6 +63,7 @@ import random
 import sys
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +96,38 @@ def select_text(example: Example, signal: str, answer_marker: str) -> str:
     return lead + completion[completion.rindex(answer_marker) :]
 
 
-def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
-    """Prompt token ids as every backend feeds them to a model (with BOS where the tokenizer adds it)."""
+def uses_chat_template(tokenizer: Any) -> bool:
+    """Whether prompts to a model of ``tokenizer`` go through its chat template: it has one
+    (the loader clears it when ``world.chat_template`` is false, see ``backends.hf.load_tokenizer``)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def encode_messages(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
+    """``messages`` through the tokenizer's chat template, ending with the generation prompt
+    (the assistant's turn opened): the token ids a model generates its reply from.
+
+    The template writes the special tokens it wants (<bos> included, where the model has
+    one) and the rendered text is tokenized without adding any, as ``transformers`` and
+    vLLM do; a <bos> that still comes out doubled is written once.
+    """
+    ids = [int(i) for i in tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)]
+    bos = tokenizer.bos_token_id
+    if bos is not None and ids[:2] == [bos, bos]:
+        ids = ids[1:]
+    return ids
+
+
+def encode_prompt(tokenizer: Any, prompt: str, *, chat_template: bool = True) -> list[int]:
+    """Prompt token ids as every backend feeds them to a model.
+
+    Where the tokenizer has a chat template (and ``chat_template``), the prompt is one user
+    message through it, with the generation prompt (:func:`encode_messages`); otherwise the
+    raw text with the tokenizer's special tokens (BOS where the tokenizer adds it).
+    ``chat_template=False`` is for callers whose text is already in its final form (the
+    lm-eval bridge).
+    """
+    if chat_template and uses_chat_template(tokenizer):
+        return encode_messages(tokenizer, [{"role": "user", "content": prompt}])
     return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
@@ -100,11 +136,65 @@ def count_tokens(tokenizer: Any, texts: list[str]) -> int:
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
 
 
+def count_prompt_tokens(tokenizer: Any, prompts: list[str]) -> int:
+    """Tokens a model reads for ``prompts``, as probes and evaluations charge them: without a
+    chat template their :func:`count_tokens` (no special tokens); with one, each prompt as
+    :func:`encode_prompt` feeds it (role headers, generation prompt, a default system
+    message: the model processes those too), less a leading <bos>, which no charge of
+    probes or evaluations counts."""
+    if not uses_chat_template(tokenizer):
+        return count_tokens(tokenizer, prompts)
+    bos = tokenizer.bos_token_id
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    return sum(len(ids) - (bos is not None and ids[:1] == [bos]) for ids in encoded)
+
+
+#: Assistant content whose rendering locates the end of an assistant turn in a template.
+_TURN_MARKER = "READDISTILLASSISTANTTURN"
+#: Per tokenizer: (its chat template, the end-of-turn ids derived from it).
+_END_OF_TURN: weakref.WeakKeyDictionary[Any, tuple[Any, list[int]]] = weakref.WeakKeyDictionary()
+
+
+def end_of_turn(tokenizer: Any) -> list[int]:
+    """The ids that close an assistant turn under the tokenizer's chat template, through its
+    first special token (ChatML's ``<|im_end|>``, Llama 3's ``<|eot_id|>``, Gemma's
+    ``<end_of_turn>``): what a completion's labels end with and where generation stops.
+
+    Derived by rendering a user turn and an assistant turn with marker content and
+    tokenizing what follows the marker; what follows the special token (ChatML's newline)
+    is never generated and is not trained. Empty without a chat template, or when what
+    follows holds no special token (the completion then ends with EOS, as without one).
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return []
+    cached = _END_OF_TURN.get(tokenizer)
+    if cached is not None and cached[0] == template:
+        return list(cached[1])
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "?"}, {"role": "assistant", "content": _TURN_MARKER}], tokenize=False
+    )
+    ids: list[int] = []
+    if _TURN_MARKER in rendered:
+        suffix = rendered[rendered.rindex(_TURN_MARKER) + len(_TURN_MARKER) :]
+        special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+        tail = list(tokenizer(suffix, add_special_tokens=False)["input_ids"])
+        ids = next((tail[: k + 1] for k, t in enumerate(tail) if t in special), [])
+    _END_OF_TURN[tokenizer] = (template, ids)
+    return list(ids)
+
+
 def encode_completion(tokenizer: Any, text: str, eos: bool = True) -> list[int]:
-    """Completion token ids (no special tokens), followed by EOS when ``eos`` and the tokenizer has one."""
+    """Completion token ids (no special tokens), followed when ``eos`` by the chat template's
+    end-of-turn ids (:func:`end_of_turn`) where the tokenizer has them, else by EOS where it
+    has one."""
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    if eos and tokenizer.eos_token_id is not None:
-        ids.append(int(tokenizer.eos_token_id))
+    if eos:
+        closing = end_of_turn(tokenizer)
+        if closing:
+            ids += closing
+        elif tokenizer.eos_token_id is not None:
+            ids.append(int(tokenizer.eos_token_id))
     return ids
 
 
@@ -280,7 +370,7 @@ class _Item:
 
 def _aligned(top: list[dict[int, float]] | None, labels: list[int]) -> bool:
     """Whether a teacher record lines up with the labels: it covers the completion (with or
-    without the final EOS) and every completion token is in its position's record (backends
+    without the final EOS, or the chat template's end-of-turn token) and every completion token is in its position's record (backends
     record the generated id). A re-tokenization that differs from the teacher's tokens fails."""
     if top is None or len(top) not in (len(labels) - 1, len(labels)):
         return False

@@ -70,6 +70,8 @@ class Example:
     template: str = ""
     difficulty: str = "medium"
     top_logprobs: list[dict[int, float]] | None = None
+    #: The name of the teacher that wrote ``completion`` (empty for replay text).
+    teacher: str = ""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -191,6 +193,15 @@ class LedgerEntry:
     tokens: int
     billable: int
     cached: bool = False
+    #: The teacher's name, on teacher_prompt and teacher_gen charges (None elsewhere).
+    teacher: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as one ledger line; ``teacher`` only where it is set."""
+        d = asdict(self)
+        if d["teacher"] is None:
+            del d["teacher"]
+        return d
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 import yaml
 
 from read_distill.sim.environments import paper_world
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: str) -> tuple[subprocess.Popen, str]:
+    """``read-distill serve-teacher`` on ``model_dir`` as a real subprocess on 127.0.0.1,
+    once it answers /health: the process and its base URL. The caller terminates it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "read_distill", "serve-teacher", model_dir, "--port", str(port), "--batch-size", "8"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"serve-teacher did not come up: {proc.stdout.read().decode()}")
+            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -35,9 +68,8 @@ def _one_torch_thread(request):
 def models(tmp_path_factory):
     """Teacher (2 layers) and student (1 layer) directories sharing a BPE tokenizer trained
     on prompts of the shipped template pools."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from read_distill.templates import load_pools
 
@@ -52,8 +84,15 @@ def models(tmp_path_factory):
     bpe.train_from_iterator(texts, trainer)
     bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bpe.token_to_id("<s>"))])
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-    # A chat template that writes <bos> itself, as real chat models' templates do.
-    tok.chat_template = "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+    return save_model_pair(tok, root)
+
+
+def save_model_pair(tok, root) -> dict[str, str]:
+    """A random teacher (2 layers) and student (1 layer) over ``tok``, saved under ``root``:
+    their directories by role."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     out = {}
     for role, layers, seed in (("teacher", 2, 1), ("student", 1, 2)):
         torch.manual_seed(seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -122,3 +124,13 @@ def test_unreadable_config_files_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(many)
     assert len(str(e.value).splitlines()) == 1 and "run.rounds" in str(e.value) and "run.dev_every" in str(e.value)
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("configs").rglob("*.yaml") if not {"accelerate", "tasks"} & set(p.parts)))
+def test_shipped_configs_pass_validate(path):
+    """Every config the repository ships passes what `read-distill validate` checks (the
+    paper configs' served teacher is a placeholder URL: nothing is contacted)."""
+    from read_distill.preflight import check_inputs
+
+    pytest.importorskip("openai")
+    check_inputs(load_config(path))

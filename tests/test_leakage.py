@@ -52,7 +52,7 @@ def test_generated_examples_never_hold_an_evaluation_prompt(world):
     leaky = _leaky(world, "math")
     gen = Generator(leaky, Config().generation, seed=0)
     w = tuple(1.0 if c in ("code", "math") else 0.0 for c in leaky.capabilities)
-    examples = gen.generate_round(leaky.teacher(), w, 40_000, Ledger(None, 10**9), 1, 0.0, np.random.default_rng(0))
+    examples = gen.generate_round(leaky.teachers(), w, 40_000, Ledger(None, 10**9), 1, 0.0, np.random.default_rng(0))
     assert examples and not {prompt_hash(e.prompt) for e in examples} & leaky.evaluation_hashes()
     counts = gen.drain_leak_counts()
     assert counts["collisions"] > 0 and counts["dropped"] > 0
@@ -63,7 +63,7 @@ def test_a_capability_without_clean_prompts_is_an_error_not_a_loop(world):
     gen = Generator(leaky, Config().generation, seed=0)
     only_math = tuple(1.0 if c == "math" else 0.0 for c in leaky.capabilities)
     with pytest.raises(ConfigError, match="every math prompt drawn"):
-        gen.generate_round(leaky.teacher(), only_math, 10_000, Ledger(None, 10**9), 1, 0.0, np.random.default_rng(0))
+        gen.generate_round(leaky.teachers(), only_math, 10_000, Ledger(None, 10**9), 1, 0.0, np.random.default_rng(0))
 
 
 def test_the_round_record_counts_collisions_and_resume_keeps_them(world, tmp_path):

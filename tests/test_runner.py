@@ -163,7 +163,7 @@ def test_realised_token_shares_match_the_allocation(world, allocation):
     sized = world.with_example_tokens(10_000_000, 10)  # ~40 examples a round
     gen = Generator(sized, Config().generation, seed=0)
     ledger = Ledger(None, 10**9)
-    examples = gen.generate_round(sized.teacher(), allocation, 1_000_000, ledger, 0, 0.0, np.random.default_rng(0))
+    examples = gen.generate_round(sized.teachers(), allocation, 1_000_000, ledger, 0, 0.0, np.random.default_rng(0))
     tokens = np.zeros(8)
     for e in examples:
         tokens[sized.capabilities.index(e.capability)] += e.completion_tokens

@@ -4,47 +4,21 @@ OpenAI backend a run calls it through, against the in-process teacher (tiny mode
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import start_server
 
 from read_distill.config import Config, ConfigError, load_config
 
 pytestmark = pytest.mark.tiny
 
 
-def free_port() -> int:
-    """A port nothing listens on now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(models):
     """``serve-teacher`` on the tiny teacher; yields its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "read_distill", "serve-teacher", models["teacher"], "--port", str(port), "--batch-size", "8"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"serve-teacher did not come up: {proc.stdout.read().decode()}")
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}/v1"
+    proc, url = start_server(models["teacher"])
+    yield url
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -94,9 +68,11 @@ def test_distilling_through_the_server_equals_the_in_process_teacher(hf_config, 
     rounds = list(zip(_rounds(tmp_path / "local"), _rounds(tmp_path / "served"), strict=True))
     assert len(rounds) == 3
     for (ex_local, loss_local), (ex_served, loss_served) in rounds:
-        assert [{k: v for k, v in e.items() if k != "top_logprobs"} for e in ex_served] == [
-            {k: v for k, v in e.items() if k != "top_logprobs"} for e in ex_local
+        # The same examples, each naming the teacher that wrote it (the server, the model).
+        assert [{k: v for k, v in e.items() if k not in ("top_logprobs", "teacher")} for e in ex_served] == [
+            {k: v for k, v in e.items() if k not in ("top_logprobs", "teacher")} for e in ex_local
         ]
+        assert {e["teacher"] for e in ex_served} == {f"openai-completions:{served}:{models['teacher']}"}
         for a, b in zip(ex_local, ex_served, strict=True):
             assert [sorted(p) for p in a["top_logprobs"]] == [sorted(p) for p in b["top_logprobs"]]
             for pa, pb in zip(a["top_logprobs"], b["top_logprobs"], strict=True):
@@ -104,13 +80,13 @@ def test_distilling_through_the_server_equals_the_in_process_teacher(hf_config, 
         assert loss_served == pytest.approx(loss_local, rel=1e-4)
 
 
-def test_served_scoring_and_chat_match_the_model(models, served):
-    """``score`` (echo) gives the model's own prompt log-probs at the asked positions; the
-    chat endpoint generates from the chat template without a doubled <bos>."""
+def test_served_scoring_matches_the_model(models, served):
+    """``score`` (echo) gives the model's own prompt log-probs at the asked positions (the
+    chat endpoint, on an instruct model, is tests/test_chat_template.py's)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from read_distill import train
-    from read_distill.backends.hf import generate_batched, prompt_logprobs
+    from read_distill.backends.hf import prompt_logprobs
     from read_distill.backends.openai_api import OpenAITeacher
 
     model = AutoModelForCausalLM.from_pretrained(models["teacher"]).eval()
@@ -125,13 +101,6 @@ def test_served_scoring_and_chat_match_the_model(models, served):
         expected = full[s - 1 :]
         assert [sorted(p) for p in got] == [sorted(p) for p in expected]
         assert [p[k] for p in got for k in sorted(p)] == pytest.approx([p[k] for p in expected for k in sorted(p)], abs=1e-5)
-
-    prompts = ["What is 4 plus 4?", "Name a colour."]
-    chat = OpenAITeacher(served, models["teacher"], api="chat").generate(prompts, {"max_new_tokens": 5, "top_logprobs": 2})
-    templated = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
-    local = generate_batched(model, tok, [t.removeprefix(tok.bos_token) for t in templated], max_new_tokens=5, top_logprobs=2)
-    assert [(g.text, g.prompt_tokens, g.completion_tokens) for g in chat] == [(g.text, g.prompt_tokens, g.completion_tokens) for g in local]
-    assert all(g.prompt_tokens == len(tok(t)["input_ids"]) - 1 for g, t in zip(chat, templated, strict=True))
 
 
 def test_served_teacher_settings_are_checked_in_one_line(card, tmp_path):
@@ -163,5 +132,5 @@ def test_the_api_key_comes_from_the_environment_and_is_never_written(models, car
     assert cli.main(["validate", str(cfg), *served]) == 0
     from read_distill.backends.openai_api import OpenAITeacher
 
-    teacher = OpenAITeacher.from_config(load_config(cfg, served).world)
+    teacher = OpenAITeacher.from_spec(load_config(cfg, served).world.teacher_specs()["default"])
     assert "sk-secret-123" not in teacher.name and "sk-secret-123" not in json.dumps(load_config(cfg, served).model_dump())

@@ -6,11 +6,14 @@ A backend is anything with these methods; there is no base class to inherit from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from read_distill.ledger import Ledger
 from read_distill.tasks import TaskCard
 from read_distill.types import Example, Generation, Item, Profile, TrainStats
+
+if TYPE_CHECKING:
+    from read_distill.teachers import Teachers
 
 
 class Teacher(Protocol):
@@ -59,8 +62,8 @@ class World(Protocol):
     #: Per-capability max_new_tokens for teacher generation and probes (config overrides applied).
     max_new_tokens: dict[str, int]
 
-    def teacher(self) -> Teacher:
-        """The teacher, loaded once per run."""
+    def teachers(self) -> Teachers:
+        """The run's teachers (a default, and any capability's own), loaded once per run."""
         ...
 
     def student(self, seed: int) -> Student:

@@ -6,6 +6,11 @@ Generation is batched with left padding and the KV cache; prompts are sorted by 
 so each batch pads little, and results come back in the caller's order. Token counts are
 true tokenizer counts: the prompt's ids (BOS included where the tokenizer adds it) and the
 generated ids up to and including the first EOS, never padding.
+
+Instruct models: a prompt goes through the tokenizer's chat template where it has one
+(``train.encode_prompt``: one user message and the generation prompt), and generation also
+stops at the template's end-of-turn token. ``chat_template=False`` at loading
+(``world.chat_template``) clears the template, so the model is fed raw text.
 """
 
 from __future__ import annotations
@@ -56,8 +61,10 @@ def _pad_id(tokenizer: Any) -> int:
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    """Every id that ends a generation: the tokenizer's EOS and the model's (chat models list several)."""
+    """Every id that ends a generation: the tokenizer's EOS, the model's (chat models list
+    several) and, where prompts go through a chat template, its end-of-turn token."""
     ids = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
+    ids |= set(train.end_of_turn(tokenizer)[-1:])
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if configured is not None:
         ids |= {int(i) for i in (configured if isinstance(configured, list) else [configured])}
@@ -279,12 +286,24 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _load(path: str | Path, dtype: str, device: str, training: bool) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(path: str | Path, chat_template: bool = True) -> Any:
+    """The tokenizer at ``path``. ``chat_template=False`` (``world.chat_template: false``)
+    clears its chat template: the one place that setting takes effect, since every
+    encoding path (``train.encode_prompt``) uses a template exactly when the tokenizer has one."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if not chat_template:
+        tokenizer.chat_template = None
+    return tokenizer
+
+
+def _load(path: str | Path, dtype: str, device: str, training: bool, chat_template: bool = True) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev, training)
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    tokenizer = load_tokenizer(path, chat_template)
     with quiet_transformers():
         if device == "auto" and dev.type == "cuda" and not training:
             # A teacher too big for one GPU is spread over all of them; accelerate places the
@@ -317,9 +336,11 @@ class HFTeacher:
         device: str = "auto",
         batch_size: int = 16,
         seed: int = 0,
+        chat_template: bool = True,
     ) -> HFTeacher:
-        """Load once from a local directory (or a hub id where the hub is reachable)."""
-        model, tokenizer = _load(path, dtype, device, training=False)
+        """Load once from a local directory (or a hub id where the hub is reachable);
+        ``chat_template=False`` feeds prompts raw even where the tokenizer has a template."""
+        model, tokenizer = _load(path, dtype, device, training=False, chat_template=chat_template)
         return cls(model, tokenizer, name=name or str(path), batch_size=batch_size, seed=seed)
 
     def generate(self, prompts: list[str], sampling: dict[str, Any]) -> list[Generation]:
@@ -370,13 +391,14 @@ class HFStudent:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, *, dtype: str = "auto", device: str = "auto", **kwargs: Any
+        cls, path: str | Path, *, dtype: str = "auto", device: str = "auto", chat_template: bool = True, **kwargs: Any
     ) -> HFStudent:
-        """Load from a local directory (or a hub id where the hub is reachable)."""
+        """Load from a local directory (or a hub id where the hub is reachable);
+        ``chat_template=False`` feeds prompts raw even where the tokenizer has a template."""
         # A LoRA checkpoint names its base model by this path (adapter_config.json): an
         # absolute one lets `read-distill merge` find it from any working directory.
         local = Path(path).expanduser()
-        model, tokenizer = _load(local.resolve() if local.is_dir() else path, dtype, device, training=True)
+        model, tokenizer = _load(local.resolve() if local.is_dir() else path, dtype, device, training=True, chat_template=chat_template)
         return cls(model, tokenizer, **kwargs)
 
     @property

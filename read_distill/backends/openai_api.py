@@ -76,14 +76,13 @@ class OpenAITeacher:
         self.seed = seed
 
     @classmethod
-    def from_config(cls, world: Any, seed: int = 0) -> OpenAITeacher:
-        """From ``world.teacher_*`` settings; the key is read from ``world.teacher_api_key_env``
-        here and kept only in memory (never in the config, run dir or logs)."""
-        key = os.environ.get(world.teacher_api_key_env) if world.teacher_api_key_env else None
+    def from_spec(cls, spec: Any, seed: int = 0) -> OpenAITeacher:
+        """From a ``TeacherSpec`` with a URL; the key is read from ``spec.api_key_env`` here
+        and kept only in memory (never in the config, run dir or logs)."""
+        key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
         return cls(
-            world.teacher_url, world.teacher_model, api=world.teacher_api, api_key=key,
-            max_concurrency=world.teacher_concurrency, timeout=world.teacher_timeout,
-            max_retries=world.teacher_max_retries, seed=seed,
+            spec.url, spec.model, api=spec.api, api_key=key, max_concurrency=spec.concurrency, timeout=spec.timeout,
+            max_retries=spec.max_retries, seed=seed,
         )
 
     def generate(self, prompts: list[str], sampling: dict[str, Any]) -> list[Generation]:

@@ -8,6 +8,12 @@ distribution, as vLLM reports them; ``return_tokens_as_token_ids`` (vLLM's exten
 names tokens ``token_id:N``, which is what a run needs to train on them. Other request
 fields are ignored. Stop strings cut the decoded completion after generation (the counted
 tokens are those up to the one that completed the stop string, as vLLM counts them).
+
+A string prompt is encoded as an in-process teacher encodes it (``train.encode_prompt``):
+through the model's chat template, as one user message, where the tokenizer has one (unlike
+vLLM's completions endpoint), so a run gets the same completions from this server as from
+the loaded model; ``serve-teacher --no-chat-template`` serves raw prompts (a run's
+``world.chat_template: false``). Token-id prompts are fed as given.
 """
 
 from __future__ import annotations
@@ -157,17 +163,13 @@ class TeacherServer:
             "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": len(ids), "total_tokens": len(prompt_ids) + len(ids)},
         }
 
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> str:
-        """The messages through the model's chat template, ready for generation."""
-        if not getattr(self.tokenizer, "chat_template", None):
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
+        """The messages through the model's chat template, ready for generation: token ids
+        (``train.encode_messages``, which one user message's ``encode_prompt`` also is), so
+        they are not encoded again."""
+        if not train.uses_chat_template(self.tokenizer):
             raise HTTPException(400, f"{self.teacher.name} has no chat template; use /v1/completions")
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        bos = self.tokenizer.bos_token
-        # Templates write <bos> themselves, and encode_prompt adds it where the tokenizer
-        # does: one of the two goes, or the model would see it twice.
-        if bos and text.startswith(bos) and train.encode_prompt(self.tokenizer, "")[:1] == [self.tokenizer.bos_token_id]:
-            text = text[len(bos):]
-        return text
+        return train.encode_messages(self.tokenizer, messages)
 
     async def chat(self, req: ChatRequest) -> dict[str, Any]:
         """``/v1/chat/completions``."""
@@ -233,10 +235,12 @@ def make_app(teacher: HFTeacher) -> FastAPI:
     return app
 
 
-def serve(model_dir: str, host: str, port: int, batch_size: int) -> None:
-    """Load the model at ``model_dir`` and serve it (as model ``model_dir``) until interrupted."""
+def serve(model_dir: str, host: str, port: int, batch_size: int, chat_template: bool = True) -> None:
+    """Load the model at ``model_dir`` and serve it (as model ``model_dir``) until interrupted;
+    ``chat_template=False`` clears the tokenizer's chat template (string prompts go raw, and
+    the chat endpoint refuses requests)."""
     import uvicorn
 
-    teacher = HFTeacher.from_pretrained(model_dir, name=model_dir, batch_size=batch_size)
+    teacher = HFTeacher.from_pretrained(model_dir, name=model_dir, batch_size=batch_size, chat_template=chat_template)
     print(f"read-distill: serving {model_dir} as model {model_dir!r} at http://{host}:{port}/v1", flush=True)
     uvicorn.run(make_app(teacher), host=host, port=port, log_level="warning")

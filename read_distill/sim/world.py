@@ -14,6 +14,7 @@ import numpy as np
 
 from read_distill.ledger import Ledger
 from read_distill.tasks import TaskCard
+from read_distill.teachers import Teachers
 from read_distill.types import Example, Generation, Item, Profile, TrainStats
 
 #: Examples a round of a simulated run is cut into (sets the token size of one example).
@@ -137,8 +138,8 @@ class SimWorld:
         clone.example_tokens = max(1, budget_tokens // (rounds * EXAMPLES_PER_ROUND))
         return clone
 
-    def teacher(self) -> SimTeacher:
-        return SimTeacher(self.example_tokens)
+    def teachers(self) -> Teachers:
+        return Teachers(SimTeacher(self.example_tokens))
 
     def student(self, seed: int) -> SimStudent:
         return SimStudent(self, seed)

@@ -41,6 +41,11 @@ def check_world_config(config: Config) -> None:
     world_dir = config.world.micro_dir
     if world_dir is not None and not (Path(world_dir) / "manifest.json").exists():
         raise ConfigError(f"world.micro_dir: {world_dir} is not a built world (no manifest.json); run `read-distill world build --out {world_dir}`")
+    if config.world.teachers and (config.train.signal == "logit" or config.train.objective == "kd"):
+        from read_distill.hf_world import check_shared_vocabulary
+        from read_distill.world.build import shipped_world_dir
+
+        check_shared_vocabulary(config, Path(world_dir or shipped_world_dir(config.world.micro_size)) / "student")
 
 
 def make_world(config: Config):
