@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         help="feed string prompts raw even where the tokenizer has a chat template (a run's world.chat_template=false)",
     )
 
-    bench = sub.add_parser("bench", help="benchmark data as task rows: export | graders")
+    bench = sub.add_parser("bench", help="benchmark data as task rows: export | graders | paper-data")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     exp = bench_sub.add_parser("export", help="write a benchmark's rows as task JSONL (prompt, answer, grader)")
     exp.add_argument("benchmark", choices=["bfcl", "humaneval", "ifeval", "gsm8k", "mc"])
@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
     exp.add_argument("--limit", type=int, help="write only the first N rows")
     bench_sub.add_parser("graders", help="list the graders a task row may name")
+    pdata = bench_sub.add_parser(
+        "paper-data", help="write the paper configs' benchmark probes and task rows (HumanEval, BFCL) from the installed packages' data"
+    )
+    pdata.add_argument("--out", type=Path, default=Path("configs/paper/data"), help="the directory to write (default configs/paper/data)")
 
     world = sub.add_parser("world", help="the embedded micro-world: build | info [--json]", add_help=False)
     world.add_argument("args", nargs=argparse.REMAINDER, help="see `read-distill world --help`")
@@ -134,10 +138,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from read_distill.preflight import check_inputs
+    from read_distill.preflight import check_inputs, size_lines
 
-    check_inputs(load_config(args.config, args.overrides))
-    print(f"{args.config}: ok")
+    sizes = check_inputs(load_config(args.config, args.overrides))
+    print("\n".join([f"{args.config}: ok", *size_lines(sizes)]))
     return 0
 
 
@@ -236,10 +240,13 @@ def _world(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from read_distill.bench import export_rows, grader_lines, write_rows
+    from read_distill.bench import export_rows, grader_lines, write_paper_data, write_rows
 
     if args.bench_command == "graders":
         print("\n".join(grader_lines()))
+        return 0
+    if args.bench_command == "paper-data":
+        print("\n".join(write_paper_data(args.out)))
         return 0
     n = write_rows(export_rows(args.benchmark, args.category, args.source), args.out, args.limit)
     print(f"{args.out}: {n} rows")

@@ -29,7 +29,7 @@ from read_distill.backends.base import Student
 from read_distill.config import Config, ConfigError, ProbeSuite
 from read_distill.ledger import Ledger
 from read_distill.probes import item_scores, probe
-from read_distill.task_data import read_rows
+from read_distill.task_data import read_rows, require_data_file
 from read_distill.tasks import TaskCard, load_card
 from read_distill.teachers import Teachers, load_teachers
 from read_distill.templates import prompt_hash
@@ -189,11 +189,11 @@ def benchmark_suite(capability: str, suite: ProbeSuite) -> list[Item]:
     """The rows of ``suite`` (every row checked as task data is), or ``size`` of them drawn
     with ``seed``, in file order."""
     card = TaskCard(name=capability, description=f"probe suite {suite.path}")
-    rows = read_rows(Path(suite.path), card)
+    rows = read_rows(require_data_file(Path(suite.path), f"probe.suites.{capability}.path"), card)
     if suite.size is None:
         return rows
     if suite.size > len(rows):
-        raise ConfigError(f"probe.suites.{capability}.size: {suite.size} asked, {suite.path} has {len(rows)} rows")
+        raise ConfigError(f"probe.suites.{capability}.size: {suite.size} asked, {suite.path} has {len(rows)} rows; expected at most {len(rows)}")
     keep = np.random.default_rng(suite.seed).choice(len(rows), size=suite.size, replace=False)
     return [rows[i] for i in sorted(keep)]
 

@@ -9,15 +9,49 @@ Field types and names inside the config itself are checked by ``load_config``.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from read_distill.config import Config, ConfigError
-from read_distill.tasks import card_floors, card_requirement, load_card
+from read_distill.tasks import TaskCard, card_floors, card_requirement, load_card
 from read_distill.tracking import check_trackers
+from read_distill.types import Item
 
 
-def check_inputs(config: Config) -> None:
-    """Raise ConfigError for the first thing a run of ``config`` would reject.
+@dataclass(frozen=True)
+class Sizes:
+    """What a run of a config measures with: probe items per capability (with where they
+    come from) and the task's dev and test rows."""
+
+    probes: dict[str, tuple[int, str]] = field(default_factory=dict)
+    task: str = ""
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+def half_width(n: int, p: float = 0.5) -> float:
+    """Half-width in points of the 95 % normal interval of a score ``p`` measured on ``n``
+    items (1.96 * sqrt(p (1 - p) / n) * 100): what a probe of ``n`` items can resolve."""
+    return 196.0 * math.sqrt(p * (1 - p) / n)
+
+
+def size_lines(sizes: Sizes) -> list[str]:
+    """The probe and task sizes as ``validate`` prints them, each with the 95 % interval
+    half-width that size gives a score of 50."""
+    if not sizes.probes:
+        return []
+    width = max(len(c) for c in sizes.probes)
+    lines = ["probe items per capability (± the 95 % interval they give a score of 50: 1.96*sqrt(.25/n)*100 points):"]
+    lines += [f"  {c:<{width}} {n:>5} {f'±{half_width(n):.1f}':>6}  {source}" for c, (n, source) in sizes.probes.items()]
+    if sizes.splits:
+        lines.append(f"task {sizes.task}: " + ", ".join(f"{s} {n} rows ±{half_width(n):.1f}" for s, n in sizes.splits.items()))
+    return lines
+
+
+def check_inputs(config: Config) -> Sizes:
+    """Raise ConfigError for the first thing a run of ``config`` would reject; else the
+    probe and task sizes it measures with (none for simulated worlds).
 
     Reads the task card and its data files and, for simulated worlds, builds the
     environment (milliseconds); loads no model and writes nothing.
@@ -34,17 +68,51 @@ def check_inputs(config: Config) -> None:
         raise ConfigError(f"train.replay_frac: world.kind={kind} has no replay mixture; set train.replay_frac=0")
     if kind == "sim":
         _check_sim(config)
-        return
+        return Sizes()
     if kind == "micro":
         from read_distill.world.micro import check_world_config
 
         check_world_config(config)
+        n = config.probe.items_per_capability
+        probes = {c: (n, "generated (held-out seeds)") for c in config.capabilities}
+        card, splits = _check_task(config)
     else:
         from read_distill.hf_world import check_models, template_source, template_suite
 
         check_models(config)
-        template_suite(config, template_source(config))
-    _check_task(config)
+        suite = template_suite(config, template_source(config))
+        probes = {c: (len(suite[c]), _probe_source(config, c)) for c in config.capabilities}
+        card, splits = _check_task(config)
+        _check_held_out(config, suite, card.name, splits)
+    return Sizes(probes, card.name, {s: len(items) for s, items in splits.items()})
+
+
+def _probe_source(config: Config, capability: str) -> str:
+    """Where an hf world's probe items of ``capability`` come from, for ``validate``."""
+    suite = config.probe.suites.get(capability)
+    if suite is None:
+        return "templates"
+    rows = sum(1 for line in Path(suite.path).read_text(encoding="utf-8").split("\n") if line.strip())
+    if suite.size is None or suite.size == rows:
+        return f"{suite.path} (all {rows} rows)"
+    return f"{suite.path} ({suite.size} of {rows} rows, seed {suite.seed})"
+
+
+def _check_held_out(config: Config, suite: dict[str, list[Item]], task: str, splits: dict[str, list[Item]]) -> None:
+    """No probe item is a task row: the policy optimises what the probes read, so a task
+    row among them would steer the allocation by the task's own dev and test rows."""
+    from read_distill.templates import prompt_hash
+
+    task_hashes = {prompt_hash(it.prompt) for items in splits.values() for it in items}
+    for capability, items in suite.items():
+        shared = sum(prompt_hash(it.prompt) in task_hashes for it in items)
+        if shared:
+            given = config.probe.suites.get(capability)
+            where = f"probe.suites.{capability}.path ({given.path})" if given else f"probe: the {capability} templates"
+            raise ConfigError(
+                f"{where}: {shared} of its {len(items)} probe rows are also dev/test rows of task card {task!r}; "
+                "expected probe rows disjoint from the task's rows"
+            )
 
 
 def _check_teacher_engines(config: Config) -> None:
@@ -70,12 +138,12 @@ def _check_sim(config: Config) -> None:
     card_floors(world.card, world.capabilities, config.floors.scores)
 
 
-def _check_task(config: Config) -> None:
-    """The task card, its requirement over the run's capabilities, and every dev and test row."""
+def _check_task(config: Config) -> tuple[TaskCard, dict[str, list[Item]]]:
+    """The task card, its requirement over the run's capabilities, and every dev and test
+    row; the card and its rows."""
     from read_distill.world.micro import task_items
 
     card = load_card(config.task.card)
     card_requirement(card, tuple(config.capabilities), config.task.requirement)
     card_floors(card, tuple(config.capabilities), config.floors.scores)
-    for split in ("dev", "test"):
-        task_items(card, split)
+    return card, {split: task_items(card, split) for split in ("dev", "test")}

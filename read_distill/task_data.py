@@ -10,6 +10,7 @@ prompt once.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,18 @@ def _row_item(row: dict[str, Any], card: TaskCard, where: str) -> Item:
     if problem:
         raise ConfigError(f"{where}: answer: {problem}")
     return Item(prompt=row["prompt"], answer=row["answer"], grader=grader, capability=card.name)
+
+
+def require_data_file(path: Path, field: str) -> Path:
+    """``path``, normalised, if it is a file; else a ConfigError naming it, the ``field``
+    that names it and how to create it (the paper configs' benchmark files: ``make
+    paper-data``)."""
+    from read_distill.bench import missing_data_hint
+
+    path = Path(os.path.normpath(path))
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file ({field}); {missing_data_hint(path)}")
+    return path
 
 
 def read_rows(path: Path, card: TaskCard) -> list[Item]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from read_distill.config import Config, ConfigError
-from read_distill.task_data import read_rows
+from read_distill.task_data import read_rows, require_data_file
 from read_distill.tasks import TaskCard, load_card
 from read_distill.types import Example, Item
 from read_distill.world import DEV_SEED_BASE, GENERATORS, MAX_NEW_TOKENS, split_items
@@ -24,7 +24,7 @@ def task_items(card: TaskCard, split: str) -> list[Item]:
         return split_items(data.generator, split, size, data.seed)
     # TaskData guarantees both files when there is no generator.
     rel = data.dev if split == "dev" else data.test
-    return read_rows(Path(card.source_dir) / str(rel), card)
+    return read_rows(require_data_file(Path(card.source_dir) / str(rel), f"task card {card.name!r}, data.{split}"), card)
 
 
 def draw(capability: str, difficulty: str, seed: int) -> Item:
