@@ -72,9 +72,10 @@ argmax_w mu(x, w) + kappa_t * sigma(x, w) over the round's candidate actions.
   round after them still plays r: with the prior above it identifies every needed
   capability's self-gain at once.
 * **Deviations are earned.** The UCB argmax runs only over the candidates whose predicted
-  reward, averaged over members of (reward - reward of r), is at least 0: the requirement
-  mix (``task_static``) is the default, and the bonus does not explore into allocations
-  the model expects to do worse than it.
+  advantage over r (per member: reward - reward of r) has a mean of at least
+  ``_EARN_Z`` times its spread over members: the requirement mix (``task_static``) is the
+  default, and the bonus explores only into allocations the model expects, with some
+  confidence, to do better than it.
 * **Exploration.** kappa starts at ``config.kappa`` and is multiplied by
   ``config.kappa_decay`` whenever a dev checkpoint shows no improvement; the bonus is
   further scaled by the remaining budget fraction b/B, because information bought late
@@ -113,6 +114,10 @@ _DEFAULT_NOISE = 1.0
 _MIN_NOISE = 0.05
 #: Scale of the random first-layer weights of the hidden units.
 _INPUT_SCALE = 1.5
+#: A candidate other than r is eligible once its predicted advantage over r is at least
+#: this many standard deviations (over members) above 0: about 84 % of the ensemble's
+#: posterior on the better side (docs/method.md §9, "Deviations from r are earned").
+_EARN_Z = 1.0
 
 
 class DeltaEnsemble:
@@ -375,13 +380,14 @@ class ReadPolicy:
         values = self._rewards(delta)  # (J, M)
         mu, sigma = values.mean(axis=0), values.std(axis=0)
         # The requirement mix is the default a deviation must earn: the bonus explores only
-        # among candidates the ensemble expects, member by member against r, to do at least
-        # as well as r (docs/method.md §9, "Deviations from r are earned").
+        # among candidates the ensemble expects, member by member against r, to do better
+        # than r with some confidence (docs/method.md §9, "Deviations from r are earned").
         base = candidates.index(normalise(self.requirement))
         # An allocation whose round broke a capability floor is not played again, r included.
         forbidden = {tuple(h["allocation"]) for h in self.history if h.get("rolled_back")}
         allowed = np.asarray([tuple(a) not in forbidden for a in candidates]) if forbidden else np.ones(m, dtype=bool)
-        eligible = allowed & ((values - values[:, [base]]).mean(axis=0) >= 0.0)
+        advantage = values - values[:, [base]]
+        eligible = allowed & (advantage.mean(axis=0) >= _EARN_Z * advantage.std(axis=0))
         if not eligible.any():
             eligible = allowed if allowed.any() else np.ones(m, dtype=bool)
         best = int(np.argmax(np.where(eligible, mu + kappa * sigma, -np.inf)))
