@@ -2,6 +2,7 @@
 ratio, methods as override bundles, and resume of an interrupted comparison."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,31 @@ def test_an_unknown_only_capability_is_one_line_before_anything_runs(tmp_path, c
     cfg.write_text(SIM)
     assert main(["compare", str(cfg), "--methods", "only_mathh", "--seeds", "0", "--out", str(tmp_path / "c")]) == 2
     assert "only_mathh" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="workers follow their parent by prctl, Linux only")
+def test_killing_a_comparison_ends_its_workers_and_a_restart_resumes(tmp_path):
+    """`kill -9` of a running `compare --jobs 2`: its workers end with it (none left holding
+    a run directory's lock), and the same command run again finishes the comparison."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM.replace("rounds: 4", "rounds: 20"))
+    cmd = [sys.executable, "-m", "read_distill", "compare", str(cfg), "--methods", "read", "uniform",
+           "--seeds", *map(str, range(12)), "--jobs", "2", "--out", str(tmp_path / "cmp")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.stdout.readline().startswith(b"[compare] done")  # the workers are running
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len([w for w in workers if Path(f"/proc/{w}/cmdline").read_bytes().find(b"spawn_main") >= 0]) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{w}").exists() and b"State:\tZ" not in Path(f"/proc/{w}/status").read_bytes() for w in workers):
+        assert time.monotonic() < deadline, "a worker outlived the comparison"
+        time.sleep(0.1)
+    assert subprocess.run(cmd, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode == 0
+    assert (tmp_path / "cmp" / "comparison.json").exists()
