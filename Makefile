@@ -11,7 +11,7 @@ $(BIN)/read-distill: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The pinned CPU wheel first: any other torch spec may pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,serve,lora,tensorboard,wandb,eval]"
+	$(BIN)/pip install --quiet -e ".[dev,serve,lora,tensorboard,wandb,eval,identify]"
 	$(BIN)/pip install --quiet -e ".[bench]"
 	# Without its declared dependencies: see the bench extra in pyproject.toml.
 	$(BIN)/pip install --quiet --no-deps bfcl-eval==2026.3.23

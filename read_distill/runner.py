@@ -38,7 +38,7 @@ from read_distill.preflight import check_inputs
 from read_distill.rewards import broken_floors, floor_scores, reward
 from read_distill.rundir import RunDirError, check_run_dir, clear_run_dir, hold_run_dir
 from read_distill.store import read_json, remove_temporaries, write_json, write_text
-from read_distill.tasks import card_floors, card_requirement
+from read_distill.tasks import card_floors, card_requirement, requirement_source
 from read_distill.teachers import Teachers
 from read_distill.tracking import Tracker
 from read_distill.types import Allocation, Context, Example, PilotResult, Profile, TrainStats
@@ -136,6 +136,41 @@ def _fmt_alloc(capabilities: tuple[str, ...], w: Allocation) -> str:
     return " ".join(f"{c[:4]}={x:.2f}" for c, x in zip(capabilities, w, strict=True) if x > 0)
 
 
+def distil_fixed(
+    config: Config,
+    world: World,
+    allocation: Allocation,
+    tokens: int,
+    rounds: int,
+    seed: int,
+    rng_key: tuple[int, ...],
+    replay: bool = False,
+    prompt_world: World | None = None,
+) -> tuple[Student, Ledger]:
+    """A short distillation of a fresh copy of S0 with one fixed ``allocation`` on ``tokens``
+    billable tokens over ``rounds`` rounds, charged to a private ledger (its budget is
+    ``tokens``, so the learning-rate schedule spans the short distillation): the engine of
+    pilots (``make_pilot``) and of the requirement identifier's interventions
+    (``read_distill.requirement.collect``). ``seed`` seeds the student and the generator;
+    round ``t`` draws with ``rng_key + (t,)``. ``replay`` keeps ``train.replay_frac`` of
+    each round for the world's replay mixture, as a run does (pilots have none).
+    ``prompt_world`` (default ``world``) says which evaluation prompts training must not
+    repeat. Returns the student and the private ledger."""
+    private = Ledger(None, tokens, config.budget.unit)
+    student = world.student(seed)
+    generator = Generator(prompt_world or world, config.generation, seed)
+    teachers = world.teachers().map(ranks.shared)
+    for t in range(rounds):
+        rng = np.random.default_rng([*rng_key, t])
+        quota = round_quota(private.remaining, rounds - t)
+        replay_tokens = int(quota * config.train.replay_frac) if replay else 0
+        examples = generator.generate_round(teachers, allocation, quota - replay_tokens, private, t, t / rounds, rng)
+        if replay_tokens:
+            examples = _interleave(examples, _replay_examples(world, private, replay_tokens, seed * 1_000_003 + t))
+        student.fit(examples, quota - private.spent_in_round(t), private, t)
+    return student, private
+
+
 def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0: list[float], ledger: Ledger) -> Pilot:
     """Pilot runs for policies that profile (docs/method.md §6 pilots, §7 grid search): a short
     distillation from S0 with one fixed allocation on a slice of the profiling budget,
@@ -150,19 +185,13 @@ def make_pilot(config: Config, world: World, requirement: tuple[float, ...], s0:
             raise ValueError(f"policy.profiling_tokens: the profiling budget of {config.policy.profiling_tokens:,} tokens is spent")
         calls["n"] += 1
         calls["left"] -= tokens
-        private = Ledger(None, tokens, config.budget.unit)
         # Each pilot gets its own seed: pilots that shared the main run's draws would
         # compare candidates without the training and probe noise the run itself faces.
         pilot_seed = config.run.seed * 1_000_003 + 7919 + calls["n"]
-        student = world.student(pilot_seed)
-        generator = Generator(world, config.generation, pilot_seed)
-        teachers = world.teachers().map(ranks.shared)
+        student, private = distil_fixed(
+            config, world, allocation, tokens, config.policy.pilot_rounds, pilot_seed, (config.run.seed, 7919, calls["n"])
+        )
         before = s0
-        for t in range(config.policy.pilot_rounds):
-            rng = np.random.default_rng([config.run.seed, 7919, calls["n"], t])
-            quota = round_quota(private.remaining, config.policy.pilot_rounds - t)
-            examples = generator.generate_round(teachers, allocation, quota, private, t, t / config.policy.pilot_rounds, rng)
-            student.fit(examples, quota - private.spent_in_round(t), private, t)
         after = world.probe(student, private, config.policy.pilot_rounds).vector(capabilities)
         ledger.charge(INITIAL, "profiling", sum(e.tokens for e in private.entries), 0)
         context = Context(
@@ -463,6 +492,8 @@ class Parts:
     probed: tuple[str, ...] = ()
     #: The floors the card and config list (``floors.drop`` adds the essential ones').
     floors: dict[str, float] = field(default_factory=dict)
+    #: What ``requirement.json`` holds: the vector by capability and where it came from.
+    requirement_record: dict[str, Any] = field(default_factory=dict)
 
 
 def run(
@@ -649,7 +680,7 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
         capabilities = world.capabilities
         if tuple(config.capabilities) != tuple(capabilities):
             raise ConfigError(f"capabilities: the world has {list(capabilities)}, the config {list(config.capabilities)}")
-        requirement = card_requirement(world.card, capabilities, config.task.requirement)
+        requirement, requirement_record = _requirement(config, world, run_dir, resume)
         floors = card_floors(world.card, capabilities, config.floors.scores)
         teachers = world.teachers()
         if config.world.kind != "sim" and ranks.is_controller():
@@ -661,6 +692,7 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
         teachers = teachers.map(ranks.shared)
         parts = Parts(
             config=config, run_dir=run_dir, world=world, capabilities=capabilities, requirement=requirement,
+            requirement_record=requirement_record,
             answer_form=world.answer_form(requirement),
             ledger=Ledger(run_dir / "ledger.jsonl", config.budget.total_tokens, config.budget.unit),
             teachers=teachers, student=world.student(config.run.seed),
@@ -671,6 +703,35 @@ def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, qui
             floors=floors,
         )
     return parts
+
+
+def _requirement(config: Config, world: World, run_dir: Path, resume: bool) -> tuple[tuple[float, ...], dict[str, Any]]:
+    """The run's requirement and ``requirement.json``'s record of it (the vector by
+    capability; its source: manual, fallback, uniform or learned, with the model and its
+    weights' checksum). A resumed run keeps the vector it started with, even if a learned
+    model has changed since."""
+    caps = world.capabilities
+    path = run_dir / "requirement.json"
+    if resume and path.exists():
+        record = read_json(path)
+        return tuple(float(record["requirement"][c]) for c in caps), record
+    source = requirement_source(world.card, config.task.requirement)
+    requirement = card_requirement(world.card, caps, config.task.requirement)
+    record = {"requirement": dict(zip(caps, requirement, strict=True)), **source}
+    if source["kind"] == "learned":
+        from read_distill.requirement.encoder import weights_sha256
+
+        record["model_sha256"] = weights_sha256(Path(source["model"]))
+    write_json(path, record)
+    return requirement, record
+
+
+def _say_requirement(parts: Parts) -> None:
+    """A learned requirement is printed when the run starts or resumes."""
+    record = parts.requirement_record
+    if record.get("kind") == "learned":
+        r = " ".join(f"{c[:4]}={x:.2f}" for c, x in record["requirement"].items() if x >= 0.005)
+        parts.say(f"[read-distill] requirement learned by {record['model']} ({record['from']}): {r}")
 
 
 def _start(parts: Parts) -> RunState:
@@ -689,6 +750,7 @@ def _start(parts: Parts) -> RunState:
         f"[read-distill] {world.card.name}: initial utility {initial_utility:.2f}, budget {config.budget.total_tokens:,} "
         f"tokens, {config.run.rounds} rounds, policy {config.policy.name}"
     )
+    _say_requirement(parts)
     if config.policy.profiling_tokens > 0:
         parts.say(f"[read-distill] profiling: pilot runs on {config.policy.profiling_tokens:,} overhead tokens")
         with parts.wall("profiling"):
@@ -725,6 +787,7 @@ def _resume(parts: Parts, state: RunState) -> RunState:
     _restore_checkpoint(parts.student, parts.policy, parts.run_dir, state.round)
     parts.generator.cap.load_state_dict(state.template_window)
     parts.say(f"[read-distill] resuming {parts.run_dir} after round {state.round}/{parts.config.run.rounds}")
+    _say_requirement(parts)
     return state
 
 
@@ -778,6 +841,9 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
         "budget_unit": config.budget.unit,
         "initial_utility": state.initial_utility,
         "final_utility": final_utility,
+        # The requirement the run allocated for, and where it came from (requirement.json).
+        "requirement": dict(zip(parts.capabilities, parts.requirement, strict=True)),
+        "requirement_source": {k: v for k, v in parts.requirement_record.items() if k != "requirement"},
         "initial_profile": state.initial_profile.scores,
         "final_profile": final_profile.scores,
         "final_intervals": {k: list(v) for k, v in final_profile.intervals.items()},

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from read_distill.config import ConfigError, Seed, Weight, describe_errors, parse_yaml, read_input
@@ -18,6 +18,48 @@ BUILTIN_CARDS = Path(__file__).parent / "world" / "tasks"
 
 #: What every part of a card refuses: unknown keys, NaN and inf.
 _STRICT = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+#: The learned requirement forms: ``auto`` (the model at the default location) and
+#: ``{learned: MODEL_DIR}`` (a model ``read-distill requirement train`` wrote).
+AUTO, LEARNED = "auto", "learned"
+LEARNED_FORMS = "capability -> weight, auto, or {learned: MODEL_DIR}"
+
+
+def learned_form(v: Any, extra: tuple[str, ...] = ()) -> str | dict[str, str] | None:
+    """``v`` as a learned requirement (``"auto"`` or ``{"learned": path}``; a string of
+    ``extra`` as it is), or None where it is a mapping of weights. A string or a
+    ``learned`` mapping of any other form is a one-line PydanticCustomError."""
+
+    def refuse(message: str) -> PydanticCustomError:
+        # As context, the message (which holds braces) is never read as a template.
+        return PydanticCustomError("requirement", "{message}", {"message": message})
+
+    if isinstance(v, str):
+        if v == AUTO or v in extra:
+            return v
+        raise refuse(f"expected capability -> weight, {', '.join((*extra, AUTO))}, or {{learned: MODEL_DIR}}")
+    if isinstance(v, dict) and LEARNED in v:
+        if set(v) != {LEARNED}:
+            raise refuse(f"{{learned: MODEL_DIR}} takes no other key; expected {LEARNED_FORMS}")
+        path = v[LEARNED]
+        if not isinstance(path, str) or not path.strip():
+            raise refuse("learned: expected the directory of a model `read-distill requirement train` wrote")
+        return {LEARNED: path}
+    return None
+
+
+def learned_model_dir(spec: Any, base: Path) -> Path | None:
+    """The model directory of a learned requirement ``spec`` (relative paths from
+    ``base``), or None where ``spec`` is not a learned one."""
+    if spec == AUTO:
+        from read_distill.requirement import default_model_dir
+
+        return default_model_dir()
+    if isinstance(spec, dict) and LEARNED in spec:
+        path = Path(spec[LEARNED]).expanduser()
+        return path if path.is_absolute() else base / path
+    return None
 
 
 def grader_problem(name: str) -> str | None:
@@ -74,7 +116,9 @@ class TaskCard(BaseModel):
     input_format: str = ""
     output_format: str = ""
     exemplars: tuple[Exemplar, ...] = ()
-    requirement: dict[str, Weight] | None = Field(None, description="Manual r_τ; normalised on use.")
+    requirement: dict[str, Weight] | None = Field(
+        None, description="Manual r_τ (normalised on use); or `auto` or `{learned: MODEL_DIR}`: inferred from the card's text by g_φ."
+    )
     capability: str | None = Field(None, description="Declared main capability (fallback requirement).")
     metric: str = Field("exact", description="Grader of rows that name none (\"\": log-prob of the answer).")
     floors: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
@@ -83,6 +127,18 @@ class TaskCard(BaseModel):
     data: TaskData | None = None
     #: Directory the card was loaded from (JSONL paths are relative to it).
     source_dir: str = ""
+
+    @field_validator("requirement", mode="wrap")
+    @classmethod
+    def _learned_requirement(cls, v: Any, handler: Any) -> Any:
+        # `auto` and `{learned: MODEL_DIR}` pass as they are; a mapping of weights is
+        # validated as the field's type says.
+        learned = learned_form(v)
+        return learned if learned is not None else handler(v)
+
+    @field_serializer("requirement")
+    def _requirement_as_given(self, v: Any) -> Any:
+        return v
 
     @field_validator("metric")
     @classmethod
@@ -149,13 +205,33 @@ def requirement_vector(
     return tuple((1 - epsilon) * (c == declared) + epsilon / n for c in capabilities)
 
 
+def requirement_source(card: TaskCard, override: dict[str, Any] | str | None = None) -> dict[str, Any]:
+    """Where the requirement of ``card`` comes from: ``{"kind": "uniform" | "manual" |
+    "fallback" | "learned", "from": "task.requirement" | "task card", "model": MODEL_DIR}``
+    (``model`` for a learned one only)."""
+    spec, where, base = (override, "task.requirement", Path.cwd()) if override else (card.requirement, "task card", Path(card.source_dir or "."))
+    if spec == "uniform":
+        return {"kind": "uniform", "from": where}
+    model = learned_model_dir(spec, base)
+    if model is not None:
+        return {"kind": "learned", "from": where, "form": spec, "model": str(model)}
+    return {"kind": "manual" if spec else "fallback", "from": where}
+
+
 def card_requirement(
-    card: TaskCard, capabilities: tuple[str, ...], override: dict[str, float] | str | None = None
+    card: TaskCard, capabilities: tuple[str, ...], override: dict[str, Any] | str | None = None
 ) -> tuple[float, ...]:
-    """The requirement of ``card`` (or of ``override``, the config's manual vector; ``uniform``
-    weighs every capability alike: the ablation without identification)."""
-    if override == "uniform":
+    """The requirement of ``card`` (or of ``override``, the config's ``task.requirement``;
+    ``uniform`` weighs every capability alike: the ablation without identification). A
+    learned one (``auto`` or ``{learned: MODEL_DIR}``) is g_φ of the card's text."""
+    source = requirement_source(card, override)
+    if source["kind"] == "uniform":
         return tuple(1.0 / len(capabilities) for _ in capabilities)
+    if source["kind"] == "learned":
+        from read_distill.requirement.model import infer_requirement
+
+        field = "task.requirement" if override else f"task card {card.name!r}"
+        return infer_requirement(Path(source["model"]), card, capabilities, field)
     if override:
         return requirement_vector(capabilities, override, source="task.requirement")
     return requirement_vector(capabilities, card.requirement, card.capability, source=f"task card {card.name!r}")

@@ -414,3 +414,14 @@ def test_read_noise_covariance_matches_simulated_probe_noise():
     pilots = (closing - probes[:, :1]) * scales
     empirical = np.cov(np.hstack([rounds, pilots]), rowvar=False)
     np.testing.assert_allclose(policy._noise_shape(n, list(scales)), empirical, atol=0.02)
+
+
+def test_read_keeps_r_among_its_candidates_whatever_its_shares():
+    """A requirement with shares that ``normalise`` rounds (a learned r has many digits):
+    r is still a candidate, and the one every deviation is measured against."""
+    r = (0.000843, 0.0, 0.689536, 0.002546, 0.002272, 0.04365, 0.131456, 0.129696)
+    caps = tuple("abcdefgh")
+    ctx = Context(r, (0.3,) * 8, 1.0, (0.0,) * 8, (0.0,) * 8, (0.01,) * 8)
+    for answer in [(), (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)]:
+        policy = ReadPolicy(caps, r, _config())
+        assert normalise(r) in policy._candidates(replace(ctx, answer_form=answer), candidate_actions(r, None))

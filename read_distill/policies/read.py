@@ -332,13 +332,15 @@ class ReadPolicy:
         prev = np.asarray(context.last_allocation, dtype=float)
         if prev.sum() > 0:
             extra.append(normalise(0.5 * prev / prev.sum() + 0.5 * r / r.sum()))
-        floor = self.config.min_share_frac * r / r.sum()
+        # Shares of r as candidates hold them (rounded by ``normalise``), so r meets every floor.
+        share = np.asarray(normalise(r))
+        floor = self.config.min_share_frac * share
         # The capability the task answers in keeps its whole share: its probe measures it
         # on its own items, so a probe at its ceiling does not say the task needs no more
         # of it (docs/method.md §9, "The answer form").
         for c, a in enumerate(context.answer_form):
             if a > 0 and r[c] > 0:
-                floor[c] = r[c] / r.sum()
+                floor[c] = share[c]
         seen: set[Allocation] = set()
         out = []
         for a in [tuple(float(v) for v in a) for a in actions] + extra:
