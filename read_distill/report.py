@@ -417,9 +417,16 @@ def _teacher_table(run: RunView) -> str:
         return ""
     routes = run.teachers or {}
     default = routes.get("default")
-    answers = {name: [c for c in run.capabilities if routes.get(c, default) == name] for name in tokens}
-    rows = [[name, ", ".join(answers[name]) or "—", f"{t['prompt']:,}", f"{t['generated']:,}", f"{t['cached']:,}",
-             f"{t['billable']:,}"] for name, t in tokens.items()]
+    own = [c for c in run.capabilities if c in routes]
+
+    def answers(name: str) -> str:
+        # The default teacher's list is "all" or "all but" the capabilities with their own: short cells.
+        if name == default:
+            return f"all but {', '.join(own)}" if own else "all"
+        return ", ".join(c for c in own if routes[c] == name) or "—"
+
+    rows = [[name, answers(name), f"{t['prompt']:,}", f"{t['generated']:,}", f"{t['cached']:,}", f"{t['billable']:,}"]
+            for name, t in tokens.items()]
     head = ["teacher", "capabilities it answers", "prompt tokens", "tokens generated", "of them from cache", "billable"]
     return "<h3>Tokens per teacher</h3>" + _table(head, rows)
 
