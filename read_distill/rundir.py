@@ -31,8 +31,9 @@ def check_run_dir(run_dir: Path, config: Config, resume: bool, overwrite: bool) 
         raise RunDirError("--resume and --overwrite exclude each other: resume continues the run, overwrite starts it afresh")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: not a directory; expected a run directory (or a path to create one at)")
-    # A lock file alone is what a run that died before writing anything leaves behind.
-    used = run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir())
+    # A lock file alone is what a run that died before writing anything leaves behind, with
+    # at most the temporary file of its first write (config.yaml, cut off by the kill).
+    used = run_dir.is_dir() and any(p.name != LOCK_FILE and not _temporary(p) for p in run_dir.iterdir())
     has_config = (run_dir / "config.yaml").exists()
     if overwrite and used and not has_config:
         raise RunDirError(f"{run_dir}: not a run directory (no config.yaml); --overwrite only replaces run directories")
@@ -44,6 +45,11 @@ def check_run_dir(run_dir: Path, config: Config, resume: bool, overwrite: bool) 
         raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
     if resume and (run_dir / "config.yaml").read_text() != dump_config(config):
         raise RunDirError(f"{run_dir}/config.yaml: differs from the config given; resume with the same config")
+
+
+def _temporary(path: Path) -> bool:
+    """A temporary file ``store.write_text`` leaves when killed between writing and renaming."""
+    return path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def clear_run_dir(run_dir: Path) -> None:

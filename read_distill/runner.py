@@ -535,9 +535,9 @@ def run(
             check_run_dir(run_dir, config, resume, overwrite)
             if overwrite:
                 clear_run_dir(run_dir)
-            if resume:
-                # Left by a process killed mid-write; no one else writes here while we hold the lock.
-                remove_temporaries(run_dir)
+            # Left by a process killed mid-write (a resumed run's, or one killed before its
+            # config.yaml was in); no one else writes here while we hold the lock.
+            remove_temporaries(run_dir)
             prepared = ranks.share(None) is None
             try:
                 return _run_rounds(config, run_dir, world, resume, quiet, stop_after_round)

@@ -134,6 +134,19 @@ def test_existing_run_dir_is_refused_without_resume(world, tmp_path):
         run(config, tmp_path / "empty", world=_sized(world, 2), quiet=True, resume=True)
 
 
+def test_a_run_killed_before_its_config_was_in_leaves_a_directory_a_new_run_takes(world, tmp_path):
+    """A kill between write_text's temporary file and its rename, on the run's first write:
+    the directory holds the lock and that temporary file, nothing committed, and a run
+    (compare's restart starts it afresh: it has no config.yaml) takes it."""
+    config = _config(world, "uniform", rounds=2)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.lock").write_text("")
+    (tmp_path / "r" / ".config.yaml.k3j2.tmp").write_text("run:\n  na")
+    run(config, tmp_path / "r", world=_sized(world, 2), quiet=True)
+    assert (tmp_path / "r" / "summary.json").exists()
+    assert not list((tmp_path / "r").glob(".*.tmp"))
+
+
 def test_resume_with_another_config_is_refused(world, tmp_path):
     run(_config(world, "uniform", rounds=4), tmp_path / "r", world=_sized(world, 4), quiet=True, stop_after_round=1)
     with pytest.raises(RunDirError, match="differs"):
