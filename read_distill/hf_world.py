@@ -239,12 +239,16 @@ def check_models(config: Config) -> None:
         )
     if not wc.student:
         raise ConfigError("world.student: required for world.kind=hf; give a model directory (or a hub id), e.g. world.student=/models/llama-3.1-8b")
-    refs = {wc.teacher_field(k, "path"): spec.path for k, spec in wc.teacher_specs().items() if spec.path}
-    for field, ref in {**refs, "world.student": wc.student}.items():
-        if (ref.startswith(("/", "./", "../", "~")) or Path(ref).exists()) and not (Path(ref) / "config.json").is_file():
-            raise ConfigError(f"{field}: {ref} is not a model directory (no config.json); expected a directory save_pretrained wrote, or a hub id")
+    check_model_dir("world.student", wc.student)
     if config.train.signal == "logit" or config.train.objective == "kd":
         check_shared_vocabulary(config, wc.student)
+
+
+def check_model_dir(field: str, ref: str) -> None:
+    """A local path (absolute, ``./``, ``../``, ``~``, or existing) must be a model directory;
+    anything else is a hub id, which only loading can check."""
+    if (ref.startswith(("/", "./", "../", "~")) or Path(ref).exists()) and not (Path(ref) / "config.json").is_file():
+        raise ConfigError(f"{field}: {ref} is not a model directory (no config.json); expected a directory save_pretrained wrote, or a hub id")
 
 
 def check_shared_vocabulary(config: Config, student: str | Path | None) -> None:

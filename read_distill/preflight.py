@@ -116,9 +116,14 @@ def _check_held_out(config: Config, suite: dict[str, list[Item]], task: str, spl
 
 
 def _check_teacher_engines(config: Config) -> None:
-    """Each teacher's engine is installed and its API key (if it names one) is set."""
+    """Each teacher's local path is a model directory, its engine is installed and its API
+    key (if it names one) is set."""
+    from read_distill.hf_world import check_model_dir
+
     wc = config.world
     for key, spec in wc.teacher_specs().items():
+        if spec.path is not None:
+            check_model_dir(wc.teacher_field(key, "path"), spec.path)
         if spec.url is not None and importlib.util.find_spec("openai") is None:
             raise ConfigError(f"{wc.teacher_field(key, 'url')}: a served teacher needs the openai client; pip install 'read-distill[serve]'")
         if spec.url is not None and spec.api_key_env and not os.environ.get(spec.api_key_env):

@@ -41,8 +41,11 @@ def test_a_missing_engine_is_refused_before_anything_loads():
     pytest.importorskip("openai")
     if __import__("importlib").util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
-    config = load_config("configs/demo.yaml", ["world.teachers.code.path=/models/coder", "world.teachers.code.engine=vllm"])
+    config = load_config("configs/demo.yaml", ["world.teachers.code.path=org/coder-model", "world.teachers.code.engine=vllm"])
     with pytest.raises(ConfigError, match=r"world.teachers.code.engine: vllm is not installed; pip install 'read-distill\[vllm\]'"):
+        check_inputs(config)
+    config = load_config("configs/demo.yaml", ["world.teachers.code.path=/models/none-here"])
+    with pytest.raises(ConfigError, match="world.teachers.code.path: /models/none-here is not a model directory"):
         check_inputs(config)
     config = load_config("configs/demo.yaml", ["world.teachers.code.url=http://127.0.0.1:1/v1", "world.teachers.code.model=m",
                                                "world.teachers.code.api_key_env=READ_TEST_UNSET_KEY"])
