@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 from read_distill.config import Config, ConfigError, dump_config
 
 #: The lock file inside a run directory.
@@ -43,8 +45,21 @@ def check_run_dir(run_dir: Path, config: Config, resume: bool, overwrite: bool) 
         )
     if resume and not has_config:
         raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
-    if resume and (run_dir / "config.yaml").read_text() != dump_config(config):
+    if resume and not _same_config(run_dir / "config.yaml", config):
         raise RunDirError(f"{run_dir}/config.yaml: differs from the config given; resume with the same config")
+
+
+def _same_config(path: Path, config: Config) -> bool:
+    """Whether the config a run started with is ``config``: the same text, or the same
+    values once read by this version (a run started before a field existed has no line
+    for it, and that field's default is what it ran with)."""
+    text = path.read_text()
+    if text == dump_config(config):
+        return True
+    try:
+        return Config.model_validate(yaml.safe_load(text)) == config
+    except (ValueError, yaml.YAMLError):  # pydantic's ValidationError is a ValueError
+        return False
 
 
 def _temporary(path: Path) -> bool:

@@ -153,6 +153,20 @@ def test_resume_with_another_config_is_refused(world, tmp_path):
         run(_config(world, "task_static", rounds=4), tmp_path / "r", world=_sized(world, 4), quiet=True, resume=True)
 
 
+def test_a_run_started_before_a_config_field_existed_resumes(world, tmp_path):
+    """config.yaml without a field a later version added (its default is what the run ran
+    with) resumes under that version; a value that differs is still refused."""
+    config = _config(world, "uniform", rounds=4)
+    run(config, tmp_path / "r", world=_sized(world, 4), quiet=True, stop_after_round=1)
+    path = tmp_path / "r" / "config.yaml"
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True) if "chat_template" not in line))
+    summary = run(config, tmp_path / "r", world=_sized(world, 4), quiet=True, resume=True)
+    assert summary["final_utility"] == run(config, tmp_path / "whole", world=_sized(world, 4), quiet=True)["final_utility"]
+    path.write_text(path.read_text().replace("rounds: 4", "rounds: 5"))
+    with pytest.raises(RunDirError, match="differs"):
+        run(config, tmp_path / "r", world=_sized(world, 4), quiet=True, resume=True)
+
+
 def test_run_dir_layout(world, tmp_path):
     run(_config(world, "read", rounds=3), tmp_path / "r", world=_sized(world, 3), quiet=True)
     d = tmp_path / "r"
