@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from read_distill import ranks
+from read_distill.store import read_jsonl
 from read_distill.types import PHASES, LedgerEntry
 
 UNITS = ("train", "gen+train")
@@ -39,16 +40,11 @@ class Ledger:
         self.budget_tokens = int(budget_tokens)
         self.unit = unit
         self.entries: list[LedgerEntry] = []
-        if path is not None and path.exists():
-            data = path.read_bytes()
-            complete = data[: data.rfind(b"\n") + 1]
-            if len(complete) < len(data) and ranks.is_controller():
-                # A last line without its newline is an append cut off by a kill or a full
-                # disk. Every committed charge was synced before its commit, so the torn
-                # charge belongs to work a resume redoes: drop it, and cut it from the file
-                # so the next append starts on a line of its own.
-                os.truncate(path, len(complete))
-            self.entries = [LedgerEntry(**json.loads(line)) for line in complete.decode().splitlines() if line]
+        if path is not None:
+            # Every committed charge was synced before its commit, so a torn last charge
+            # belongs to work a resume redoes: it is dropped (and cut by the controller, the
+            # file's one writer).
+            self.entries = [LedgerEntry(**d) for d in read_jsonl(path, cut=ranks.is_controller())]
         # Running sums over ``entries`` (kept in step with them; never persisted).
         self._spent = sum(e.billable for e in self.entries)
         self._by_round: dict[int, int] = defaultdict(int)

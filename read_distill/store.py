@@ -1,4 +1,5 @@
-"""Atomic file writes for the run directory: write a temporary file, fsync, rename."""
+"""Atomic file writes for the run directory (write a temporary file, fsync, rename), and
+reading back the append-only JSONL files it keeps."""
 
 from __future__ import annotations
 
@@ -52,3 +53,17 @@ def write_json(path: Path, obj: Any) -> None:
 def read_json(path: Path) -> Any:
     """Read a JSON file written by ``write_json``."""
     return json.loads(path.read_text())
+
+
+def read_jsonl(path: Path, cut: bool = False) -> list[Any]:
+    """The complete lines of the append-only JSONL file at ``path`` (none if it is missing),
+    parsed. A last line without its newline is an append cut off by a kill or a full disk:
+    it is not read, and with ``cut`` (the file's one writer) it is cut from the file, so the
+    next append starts on a line of its own."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if cut and len(complete) < len(data):
+        os.truncate(path, len(complete))
+    return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from read_distill.experiments.statistics import holm, paired, vs_read_cells, wel
 from read_distill.report import write_comparison
 from read_distill.rewards import essential
 from read_distill.store import read_json, write_json, write_text
+from read_distill.workers import die_with_parent
 
 
 def run_metrics(summary: dict[str, Any], requirement: tuple[float, ...], top_k: int) -> dict[str, float]:
@@ -137,30 +136,14 @@ def _run_one(config: Config, run_dir: Path, threads: int) -> float:
     return run(config, run_dir, resume=_started(run_dir), quiet=True)["final_utility"]
 
 
-def _die_with_parent() -> None:
-    """In a worker: be sent SIGTERM when the comparison's process ends, however it ends.
-
-    A `kill` of the comparison would otherwise leave its workers finishing their runs,
-    holding those run directories' locks, so a restarted comparison is refused them. A
-    run stopped this way resumes exactly (Linux: prctl PR_SET_PDEATHSIG; elsewhere a
-    worker finishes its run and then exits)."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    if os.getppid() == 1:  # the parent ended before the line above
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _run_parallel(configs: dict[tuple[int, str, int], Config], run_dirs: dict, jobs: int, quiet: bool) -> None:
     """Every run of ``configs`` in ``jobs`` worker processes (spawned: no state shared with
     this one), the machine's cores split between them. The first failure stops the
     comparison once the runs in flight end; they and every finished run resume or are
-    kept. Workers end with the comparison's process (:func:`_die_with_parent`)."""
+    kept. Workers end with the comparison's process (:func:`workers.die_with_parent`)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_die_with_parent) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=die_with_parent) as pool:
         futures = {pool.submit(_run_one, cfg, run_dirs[key], threads): key for key, cfg in configs.items()}
         try:
             for done in as_completed(futures):

@@ -25,6 +25,7 @@ has. Every token is charged to the intervention's own ledger and reported as ove
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -40,8 +41,9 @@ import numpy as np
 
 from read_distill.config import Config, ConfigError, dump_config
 from read_distill.requirement.model import card_text, text_sha256
-from read_distill.store import read_json, remove_temporaries, write_json, write_text
+from read_distill.store import read_json, read_jsonl, remove_temporaries, write_json, write_text
 from read_distill.tasks import TaskCard, load_card
+from read_distill.workers import die_with_parent
 
 FORMAT = "read-distill interventions"
 VERSION = 1
@@ -67,6 +69,7 @@ def config_sha256(config: Config) -> str:
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()
 
 
+@functools.cache
 def code_version() -> dict[str, Any]:
     """read_distill's version, the git commit and whether the work tree differs from it."""
     from read_distill.runner import _env
@@ -107,11 +110,7 @@ def _card_world(world: Any, card: TaskCard, items: dict[str, list]) -> Any:
 def read_rows_file(path: Path) -> list[dict[str, Any]]:
     """The complete rows of an interventions file (a torn last line, from a kill during an
     append, is not a row)."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def load_rows(sources: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -205,6 +204,8 @@ _PROCESS: dict[str, _Worker] = {}
 def _init_worker(config: Config, cards: dict[str, tuple[str, TaskCard]], threads: int) -> None:
     import torch
 
+    die_with_parent()  # a killed collect leaves no worker computing rows nobody records
+
     torch.set_num_threads(threads)
     _PROCESS["worker"] = _Worker(config, cards)
 
@@ -275,11 +276,7 @@ def collect(
             write_text(out / "config.yaml", dump_config(config))
             write_json(out / META, meta)
         rows_path = out / ROWS
-        data = rows_path.read_bytes() if rows_path.exists() else b""
-        if data and not data.endswith(b"\n"):
-            # A torn last line (an append cut off by a kill): cut it, so the next append starts a line.
-            os.truncate(rows_path, data.rfind(b"\n") + 1)
-        rows = read_rows_file(rows_path)
+        rows = read_jsonl(rows_path, cut=True)
         done = {(r["intervention"], r["card"]) for r in rows}
         pending = [(i, [n for n in cards if (i, n) not in done]) for i in range(len(plan))]
         pending = [(i, names) for i, names in pending if names]
@@ -317,7 +314,7 @@ def collect(
                     "initial_utility": baseline["utility"][n],
                     "dev_rows": dev_rows[n],
                     "overhead_tokens": result["overhead_tokens"], "seconds": result["seconds"],
-                    "config_sha256": meta["config_sha256"], "code": code_version_cached(), "finished": finished,
+                    "config_sha256": meta["config_sha256"], "code": code_version(), "finished": finished,
                 }))
             with rows_path.open("a") as f:
                 f.write("".join(line + "\n" for line in lines))
@@ -350,15 +347,6 @@ def collect(
     say(f"[requirement] {len(rows)} rows in {rows_path}; overhead tokens: "
         + ", ".join(f"{k} {v:,}" for k, v in meta_now["overhead_tokens"].items()))
     return {"rows": rows, "baseline": baseline, "meta": meta_now, "path": str(rows_path)}
-
-
-_CODE: dict[str, Any] = {}
-
-
-def code_version_cached() -> dict[str, Any]:
-    if not _CODE:
-        _CODE.update(code_version())
-    return dict(_CODE)
 
 
 def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
