@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench paper-data clean
+.PHONY: demo test test-fast bench results paper-data clean
 
 $(BIN)/read-distill: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ test-fast: .venv
 
 bench: .venv
 	$(BIN)/python benchmarks/allocation.py
+
+# docs/results.md: every comparison and the transfer study on the micro-world (hours on
+# 2 cores; resumable: run it again after a stop). Run dirs under runs/results.
+results: .venv
+	$(BIN)/python -m read_distill.experiments.results
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info configs/paper/data

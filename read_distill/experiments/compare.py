@@ -37,7 +37,7 @@ def run_metrics(summary: dict[str, Any], requirement: tuple[float, ...], top_k: 
     }
 
 
-def _task_card(config: Config, world) -> Any:
+def task_card(config: Config, world) -> Any:
     """The task card the comparison is judged on, without loading models: a simulated
     world builds its card from its environment (cheap); the others read the named card."""
     from read_distill.runner import make_world
@@ -78,7 +78,7 @@ def compare(
             check_inputs(configs[budgets[0], m, seeds[0]])
     # On-target and off-target change are judged on the task's own requirement, also for
     # a method (an ablation) that gives the policy another one.
-    card = _task_card(config, world)
+    card = task_card(config, world)
     requirement = card_requirement(card, tuple(config.capabilities), config.task.requirement)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
