@@ -36,14 +36,18 @@ from read_distill.tasks import card_requirement
 
 CONFIG = "configs/demo.yaml"
 
-#: Composite task -> (low, high) budget in billable tokens. The high budget is where the
-#: better of read and task_static ends between 20 and 90 (no ceiling: a saturated task
-#: tells nothing); the low one is a quarter of it, so the equivalent-budget ratio at the
-#: low budget can be read up to 4x from the runs themselves.
+#: Composite task -> (low, high) budget in billable tokens. At the high budget no method
+#: is at the ceiling on these tasks (a saturated task tells nothing); the low one is a
+#: quarter of it, so the equivalent-budget ratio at the low budget can be read up to 4x
+#: from the runs themselves. long_tool needs a capability outside its requirement
+#: (reasoning feeds long_context); kb_tool is the demo's task; reasoning_json asks for two
+#: capabilities the student base has at different levels. tool_math needs 600k tokens to
+#: leave its floor (README, "ReAD against the static mix"), which would put the whole
+#: command past 6 hours on 2 cores, so it is not here.
 TASKS: dict[str, tuple[int, int]] = {
     "long_tool": (50_000, 200_000),
     "kb_tool": (50_000, 200_000),
-    "tool_math": (150_000, 600_000),
+    "reasoning_json": (50_000, 200_000),
 }
 SEEDS = [0, 1, 2]
 #: The paper's Table 1: read against the single-capability objectives (the whole budget on
