@@ -75,6 +75,8 @@ def produce(out: Path, doc: Path, jobs: int, quiet: bool = False) -> str:
     timings: dict[str, float] = read_json(timings_path) if timings_path.exists() else {}
 
     def timed(part: str, fn, *args, **kwargs):
+        if not quiet:
+            print(f"[results] {part}: {fn.__name__} ({timings.get(part, 0.0) / 60:.1f} min so far)", flush=True)
         start = time.monotonic()
         try:
             return fn(*args, **kwargs)
