@@ -597,7 +597,7 @@ def write_comparison(result: dict[str, Any], out: Path | str) -> Path:
 
     target, tables = Path(out), result["tables"]
     head = ["method", "final utility", "read − method (paired, 95 % CI)", "p paired (Holm)", "p Welch (Holm)",
-            "on-target Δ", "off-target Δ"]
+            "on-target Δ", "off-target Δ", "negative transfer"]
     sections = []
     with matplotlib.rc_context(STYLE):
         if len(tables) > 1:
@@ -617,7 +617,7 @@ def write_comparison(result: dict[str, Any], out: Path | str) -> Path:
                     cells += vs_read_cells(vs)
                 else:
                     cells += ["–", "–", "–"]
-                cells += [_change(e[k]["mean"]) for k in ("on_target_change", "off_target_change")]
+                cells += [_change(e[k]["mean"]) for k in ("on_target_change", "off_target_change", "negative_transfer")]
                 rows.append(cells)
             sections.append(_section(f"budget-{t['budget']}", f"Budget {t['budget']:,} tokens",
                                      "Each dot is one seed; bars are the mean with its 95 % t interval. Tests against read "

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from read_distill.config import ConfigError, dump_config, load_config
-from read_distill.experiments.compare import compare, equivalent_budget
+from read_distill.experiments.compare import compare, equivalent_budget, run_metrics, task_card
 from read_distill.experiments.methods import METHODS, method_config
+from read_distill.rewards import essential
 from read_distill.runner import run
+from read_distill.tasks import card_requirement
 
 SIM = "world: {kind: sim}\nrun: {rounds: 4}\nbudget: {total_tokens: 8000000}\n"
 
@@ -71,6 +73,15 @@ def test_compare_over_budgets_resumes_an_interrupted_run_and_reports_equivalent_
     assert page.count('<svg class="chart"') == 3 and "Utility against budget" in page and "cot_sft" in page
     summary = json.loads((tmp_path / "whole" / "2000000" / "cot_sft" / "seed0" / "summary.json").read_text())
     assert summary["policy"] == "one_hot" and summary["budget_tokens"] == 2_000_000
+    # Negative transfer is the off-target harm alone: losses, with gains counted as 0.
+    r = card_requirement(task_card(config, None), tuple(config.capabilities))
+    metrics = run_metrics(summary, r, config.reward.top_k)
+    ess = {config.capabilities[i] for i in essential(r, config.reward.top_k)}
+    off = [summary["final_profile"][c] - summary["initial_profile"][c] for c in config.capabilities if c not in ess]
+    assert any(x > 0 for x in off) and any(x < 0 for x in off), "the case where harm and change differ"
+    assert metrics["negative_transfer"] == pytest.approx(sum(min(0.0, x) for x in off) / len(off))
+    assert metrics["negative_transfer"] <= min(0.0, metrics["off_target_change"]) + 1e-12
+    assert "| negative transfer |" in text
 
 
 def test_compare_in_worker_processes_equals_one_process(tmp_path, capsys):

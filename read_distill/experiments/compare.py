@@ -33,6 +33,8 @@ def run_metrics(summary: dict[str, Any], requirement: tuple[float, ...], top_k: 
         "utility_gain": summary["final_utility"] - summary["initial_utility"],
         "on_target_change": float(np.mean([change[c] for c in ess])) if ess else 0.0,
         "off_target_change": float(np.mean(off)) if off else 0.0,
+        # Harm alone: a gain elsewhere does not cancel it (docs/method.md §8).
+        "negative_transfer": float(np.mean([min(0.0, x) for x in off])) if off else 0.0,
         "profile_mean": float(np.mean(list(summary["final_profile"].values()))),
     }
 
@@ -160,7 +162,7 @@ def tabulate(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     """Mean ± std of every metric per method, and every method against ``read``: the
     difference with its interval, paired and Welch tests, each Holm-corrected across
     the table. Returns ``{"results": ..., "table": Markdown}``."""
-    metrics = ["final_utility", "utility_gain", "on_target_change", "off_target_change", "profile_mean"]
+    metrics = ["final_utility", "utility_gain", "on_target_change", "off_target_change", "negative_transfer", "profile_mean"]
     table: dict[str, dict[str, Any]] = {}
     for method, rows in runs.items():
         table[method] = {}
@@ -177,8 +179,8 @@ def tabulate(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         for method, p in zip(others, holm([table[o]["vs_read"][kind]["p"] for o in others]), strict=True):
             table[method]["vs_read"][kind]["p_holm"] = p
     md = [
-        "| method | final utility | read − method (paired, 95 % CI) | p paired (Holm) | p Welch (Holm) | on-target Δ | off-target Δ |",
-        "|---|---|---|---|---|---|---|",
+        "| method | final utility | read − method (paired, 95 % CI) | p paired (Holm) | p Welch (Holm) | on-target Δ | off-target Δ | negative transfer |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for method, e in table.items():
         cells = [f"{e['final_utility']['mean']:.2f} ± {e['final_utility']['std']:.2f}"]
@@ -186,7 +188,7 @@ def tabulate(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
             cells += vs_read_cells(e["vs_read"])
         else:
             cells += ["—", "—", "—"]
-        cells += [f"{e[m]['mean']:.2f} ± {e[m]['std']:.2f}" for m in ("on_target_change", "off_target_change")]
+        cells += [f"{e[m]['mean']:.2f} ± {e[m]['std']:.2f}" for m in ("on_target_change", "off_target_change", "negative_transfer")]
         md.append(f"| {method} | " + " | ".join(cells) + " |")
     return {"results": table, "table": "\n".join(md)}
 
