@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -45,21 +46,35 @@ def check_run_dir(run_dir: Path, config: Config, resume: bool, overwrite: bool) 
         )
     if resume and not has_config:
         raise RunDirError(f"{run_dir}: nothing to resume (no config.yaml)")
-    if resume and not _same_config(run_dir / "config.yaml", config):
-        raise RunDirError(f"{run_dir}/config.yaml: differs from the config given; resume with the same config")
+    if resume and (field := config_difference(run_dir / "config.yaml", config)) is not None:
+        raise RunDirError(f"{run_dir}/config.yaml: {field} differs from the config given; resume with the same config")
 
 
-def _same_config(path: Path, config: Config) -> bool:
-    """Whether the config a run started with is ``config``: the same text, or the same
-    values once read by this version (a run started before a field existed has no line
-    for it, and that field's default is what it ran with)."""
+def config_difference(path: Path, config: Config) -> str | None:
+    """The first dotted field at which the config a run started with (``path``) differs
+    from ``config``; None when they are the same: the same text, or the same values once
+    read by this version (a run started before a field existed has no line for it, and
+    that field's default is what it ran with)."""
     text = path.read_text()
     if text == dump_config(config):
-        return True
+        return None
     try:
-        return Config.model_validate(yaml.safe_load(text)) == config
+        saved = Config.model_validate(yaml.safe_load(text))
     except (ValueError, yaml.YAMLError):  # pydantic's ValidationError is a ValueError
-        return False
+        return "the saved config (unreadable by this version)"
+    return _first_difference(saved.model_dump(mode="json"), config.model_dump(mode="json"))
+
+
+def _first_difference(saved: Any, given: Any, prefix: str = "") -> str | None:
+    if isinstance(saved, dict) and isinstance(given, dict):
+        for key in list(saved) + [k for k in given if k not in saved]:
+            field = f"{prefix}.{key}" if prefix else str(key)
+            if key not in saved or key not in given:
+                return field
+            if (found := _first_difference(saved[key], given[key], field)) is not None:
+                return found
+        return None
+    return None if saved == given else f"{prefix} ({saved!r} there, {given!r} given)"
 
 
 def _temporary(path: Path) -> bool:

@@ -175,3 +175,18 @@ def test_killing_a_comparison_ends_its_workers_and_a_restart_resumes(tmp_path):
     again = subprocess.run(cmd, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert again.returncode == 0, (again.stdout + again.stderr).decode()[-2000:]
     assert (tmp_path / "cmp" / "comparison.json").exists()
+
+
+def test_a_finished_run_of_another_config_is_refused_not_read_back(tmp_path, capsys):
+    from read_distill.cli import main
+
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(SIM)
+    args = ["compare", str(cfg), "--methods", "read", "uniform", "--seeds", "0", "--quiet", "--out", str(tmp_path / "c")]
+    assert main(args) == 0
+    before = (tmp_path / "c" / "comparison.json").read_text()
+    # The same out with an edited config: its finished runs would be stale rows.
+    assert main([*args, "reward.beta=0.25"]) == 2
+    err = capsys.readouterr().err
+    assert "was run with another config (reward.beta (0.5 there, 0.25 given))" in err and err.count("\n") == 1
+    assert (tmp_path / "c" / "comparison.json").read_text() == before

@@ -12,7 +12,7 @@ def small_plan(tmp_path, monkeypatch):
     cfg = tmp_path / "sim.yaml"
     cfg.write_text("world: {kind: sim}\nrun: {rounds: 4}\n")
     # Two simulated environments stand in for the composite tasks; the plan's shape is the real one.
-    monkeypatch.setattr(results, "_config", lambda task: load_config(cfg, [f"world.sim_environment={task}"]))
+    monkeypatch.setattr(results, "_config", lambda task, *extra: load_config(cfg, [f"world.sim_environment={task}", *extra]))
     monkeypatch.setattr(results, "TASKS", {"paper_20m": (2_000_000, 8_000_000), "paper_steer_math_150m": (2_000_000, 8_000_000)})
     monkeypatch.setattr(results, "SEEDS", [0, 1])
     # A simulated student does not sample: on-policy distillation needs a real one.
@@ -39,6 +39,9 @@ def test_results_writes_both_tables_targets_transfer_and_times_and_resumes(small
     first_read = next(i for i, p in enumerate(order) if p.parts[-3].startswith("read"))
     assert all(p.parts[-3].startswith("read") for p in order[first_read:])
     assert text.count("read above every baseline (Holm p < 0.05)") == 2
+    # grid searched its allocation on pilots: a profiling budget of half of B, outside B.
+    grid = (out / "paper_20m" / "8000000" / "grid" / "seed0" / "config.yaml").read_text()
+    assert "profiling_tokens: 4000000" in grid
     assert "Transfer off-diagonals growing more negative with budget**: " in text
     assert "| total | " in text and "| transfer | " in text
     # A second invocation runs nothing again and writes the same tables.

@@ -18,6 +18,7 @@ from read_distill.experiments.methods import SINGLE_CAPABILITY, method_config
 from read_distill.experiments.statistics import holm, paired, vs_read_cells, welch
 from read_distill.report import write_comparison
 from read_distill.rewards import essential
+from read_distill.rundir import RunDirError, config_difference
 from read_distill.store import read_json, write_json, write_text
 from read_distill.workers import die_with_parent
 
@@ -85,6 +86,11 @@ def compare(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_dirs = {key: out / str(key[0]) / key[1] / f"seed{key[2]}" for key in configs}
+    # A run dir is reused (read back or resumed) only if it ran this very config: a method
+    # redefined or a config edited since would otherwise put stale runs in the tables.
+    for key, d in run_dirs.items():
+        if (d / "config.yaml").exists() and (field := config_difference(d / "config.yaml", configs[key])) is not None:
+            raise RunDirError(f"{d}: was run with another config ({field}); use another --out, or remove that run dir to redo it")
     pending = [key for key, d in run_dirs.items() if not (d / "summary.json").exists()]
     if jobs > 1:
         _run_parallel({key: configs[key] for key in pending}, run_dirs, jobs, quiet)
