@@ -43,7 +43,7 @@ def test_results_writes_both_tables_targets_transfer_and_times_and_resumes(small
     grid = (out / "paper_20m" / "8000000" / "grid" / "seed0" / "config.yaml").read_text()
     assert "profiling_tokens: 4000000" in grid
     assert "Transfer off-diagonals growing more negative with budget**: " in text
-    assert "| total | " in text and "| transfer | " in text
+    assert "| total | " in text and "| transfer | " in text and "| part | wall time | run time |" in text
     # A second invocation runs nothing again and writes the same tables.
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("**/summary.json")}
     again = results.produce(out, doc, jobs=1, quiet=True)
