@@ -32,6 +32,7 @@ def test_results_writes_both_tables_targets_transfer_and_times_and_resumes(small
         for budget in ("2,000,000", "8,000,000"):
             assert f"### Table 1 analogue: single-capability objectives, {budget} tokens" in text
             assert f"### Table 2 analogue: schedules and ablations, {budget} tokens" in text
+    assert text.count("| student base | ") == 4 and "Final probe score per capability" in text
     # Every method of both tables is a row; read's family ran last, after every baseline.
     for method in results.TABLE_1 + results.TABLE_2:
         assert f"| {method} | " in text

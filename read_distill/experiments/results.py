@@ -131,8 +131,19 @@ def task_section(task: str, root: Path, budgets: list[int]) -> dict[str, Any]:
     tables = {name: [{"budget": b, **tabulate({m: metrics[b, m] for m in rows})} for b in budgets]
               for name, rows in (("table_1", TABLE_1), ("table_2", TABLE_2))}
     equivalent = equivalent_budget(tables["table_1"], [m for m in TABLE_1 if m != "read"])
+    profiles = {b: profile_table(root / str(b), list(config.capabilities)) for b in budgets}
     return {"task": task, "budgets": budgets, "requirement": dict(zip(config.capabilities, requirement, strict=True)),
-            "tables": tables, "equivalent": equivalent, "targets": targets(tables, equivalent)}
+            "tables": tables, "profiles": profiles, "equivalent": equivalent, "targets": targets(tables, equivalent)}
+
+
+def profile_table(root: Path, capabilities: list[str]) -> str:
+    """The paper's Table 1 proper: each Table 1 method's final probe score per capability
+    (mean over seeds) and their mean, the first row the student base's."""
+    finals = {m: [read_json(root / m / f"seed{s}" / "summary.json") for s in SEEDS] for m in TABLE_1}
+    rows = {"student base": [sum(r["initial_profile"][c] for r in finals["read"]) / len(SEEDS) for c in capabilities]}
+    rows |= {m: [sum(r["final_profile"][c] for r in runs) / len(SEEDS) for c in capabilities] for m, runs in finals.items()}
+    head = ["| method | " + " | ".join(capabilities) + " | mean |", "|---|" + "---|" * (len(capabilities) + 1)]
+    return "\n".join(head + [f"| {m} | " + " | ".join(f"{v:.1f}" for v in vs) + f" | {sum(vs) / len(vs):.1f} |" for m, vs in rows.items()])
 
 
 def targets(tables: dict[str, list[dict[str, Any]]], equivalent: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -180,6 +191,9 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
         for name, title in (("table_1", "Table 1 analogue: single-capability objectives"), ("table_2", "Table 2 analogue: schedules and ablations")):
             for t in s["tables"][name]:
                 lines += ["", f"### {title}, {t['budget']:,} tokens", "", t["table"]]
+                if name == "table_1":
+                    lines += ["", f"Final probe score per capability (mean over seeds), {t['budget']:,} tokens:", "",
+                              s["profiles"][t["budget"]]]
         lines += ["", equivalent_text(s["equivalent"]), "", "### Targets", ""]
         lines += [f"* **{target}**: " + "; ".join(rows) for target, rows in s["targets"].items()]
     harm = [m["mean_negative_off_diagonal"] for m in transfer_result["matrices"]]
