@@ -5,8 +5,10 @@ teacher, writes the run directory (config, ledger, rounds, checkpoints, report, 
 and prints; the other ranks receive what it decides (the allocation, the teacher's
 outputs) and keep the same in-memory state, so every rank charges the same global
 tokens to its ledger copy. Training is data-parallel through accelerate (each rank takes
-a strided share of every optimizer batch, DDP averages the gradients), and the student's
-generation and scoring for probes and evaluation are split across ranks and gathered.
+a strided share of every optimizer batch, DDP averages the gradients; or FSDP2 shards the
+student's weights and AdamW across ranks), and the student's generation and scoring for
+probes and evaluation are split across ranks and gathered (a sharded student gathers its
+weights whole for them, see ``train.TrainState.full_weights``).
 One process (no launcher) is the special case where every function here is the
 identity. The process group is accelerate's; nothing here is a distributed system of
 its own.
@@ -36,20 +38,30 @@ def is_controller() -> bool:
     return index() == 0
 
 
+def fsdp_requested() -> bool:
+    """Whether the launch asks for a sharded student (``accelerate launch`` with FSDP)."""
+    return size() > 1 and os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+
+
 def start(device: str) -> None:
     """Join the launch's process group before the first collective: gloo where the run's
-    device (``world.device``) is the CPU, NCCL on GPUs; a no-op in one process."""
+    device (``world.device``) is the CPU, NCCL on GPUs; a no-op in one process.
+
+    Refused first, in one line: FSDP1 (the loop gathers a sharded student's weights with
+    FSDP2's ``unshard``; ``fsdp_version: 2`` as in configs/accelerate/fsdp.yaml) and
+    DeepSpeed, whose engine owns the backward, the optimizer step and the optimizer's
+    checkpoint: untested here (not installed), so a resume could not be shown exact.
+    """
     if size() > 1:
         import torch
         from accelerate import PartialState
 
         from read_distill.config import ConfigError
 
-        # A sharded student (FSDP, DeepSpeed ZeRO-3) would have to gather its weights to
-        # generate the probes' and on-policy text; the loop does not, so say so first.
-        for var, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
-            if os.environ.get(var, "").lower() in ("1", "true"):
-                raise ConfigError(f"accelerate launch: {name} is not supported yet (the student generates between rounds); use data parallelism, e.g. --config_file configs/accelerate/ddp.yaml")
+        if fsdp_requested() and os.environ.get("FSDP_VERSION", "1") != "2":
+            raise ConfigError("accelerate launch: FSDP1 is not supported (the student generates between rounds through FSDP2's unshard); set fsdp_version: 2, e.g. --config_file configs/accelerate/fsdp.yaml")
+        if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
+            raise ConfigError("accelerate launch: DeepSpeed is not supported yet (untested: its engine owns the optimizer and its checkpoint); use configs/accelerate/fsdp.yaml or ddp.yaml")
         PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
 
 

@@ -88,10 +88,16 @@ def _checkpoint_round(directory: Path) -> int | None:
 def _commit_checkpoint(student: Student, policy_state: dict[str, Any], run_dir: Path, t: int) -> None:
     """Save round ``t``'s student and policy state as ``student/``. The checkpoint of the
     last committed round (t - 1) stays, as ``student/`` or ``student.prev/``, until the new
-    one is complete, so a crash at any point leaves it."""
+    one is complete, so a crash at any point leaves it.
+
+    Every rank calls it (a sharded student gathers its weights in ``save``); the controller
+    alone writes."""
     tmp, cur, prev = run_dir / "student.tmp", run_dir / "student", run_dir / "student.prev"
-    shutil.rmtree(tmp, ignore_errors=True)
+    if ranks.is_controller():
+        shutil.rmtree(tmp, ignore_errors=True)
     student.save(tmp)
+    if not ranks.is_controller():
+        return
     # The policy state goes with the student: a policy.json of its own, written beside
     # state.json, would be a round ahead of it after a crash between the two.
     write_json(tmp / "policy.json", policy_state)
@@ -809,8 +815,7 @@ def _commit(parts: Parts, state: RunState) -> None:
     """Make ``state.round`` durable: the student and policy checkpoint, the ledger, then
     ``state.json`` last (a round counts once its state is written)."""
     with parts.wall("checkpoint"):
-        if ranks.is_controller():
-            _commit_checkpoint(parts.student, parts.policy.state_dict(), parts.run_dir, state.round)
+        _commit_checkpoint(parts.student, parts.policy.state_dict(), parts.run_dir, state.round)
     state.wall_s, state.peak_mb = parts.wall.drain_into(state.wall_s, state.peak_mb)
     state.teacher_cache_rows = _cache_rows(parts)
     parts.ledger.sync()

@@ -64,14 +64,15 @@ import sys
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from read_distill.config import LoraConfig, TrainConfig
+from read_distill import ranks
+from read_distill.config import ConfigError, LoraConfig, TrainConfig
 from read_distill.ledger import Ledger
 from read_distill.types import Example, TrainStats
 
@@ -312,22 +313,121 @@ class TrainState:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.adam_beta2))
+        if ranks.fsdp_requested() and config.lora is not None:
+            raise ConfigError("accelerate launch: LoRA under FSDP is not supported yet (untested); use configs/accelerate/ddp.yaml")
+        if ranks.fsdp_requested() and not self.accelerator.is_fsdp2:
+            # accelerate honours ACCELERATE_USE_FSDP on accelerators only: on the CPU it
+            # would train plain DDP while the launch asked for sharding.
+            raise ConfigError(f"accelerate launch: FSDP was asked for but accelerate prepared {self.accelerator.distributed_type} (it shards on GPUs only)")
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        #: Whether the student is sharded across processes (FSDP2): each rank then holds a
+        #: shard of every weight and of AdamW's moments, and every forward is a collective.
+        self.sharded = self.accelerator.is_fsdp2
+        self.optimizer_steps = 0
+
+    @contextlib.contextmanager
+    def full_weights(self) -> Iterator[None]:
+        """Every weight whole on every rank inside, so each rank can generate and score its
+        own share of prompts with no collective per forward (what TRL does for generation
+        under FSDP). All ranks enter together: gathering the weights is a collective. A
+        no-op for an unsharded student."""
+        if not self.sharded:
+            yield
+            return
+        from torch.distributed.fsdp import FSDPModule
+
+        units = [m for m in self.model.modules() if isinstance(m, FSDPModule)]
+        for unit in units:
+            unit.unshard()
+            # Otherwise each forward would free the gathered weights and gather them again.
+            unit.set_reshard_after_forward(False, recurse=False)
+        try:
+            yield
+        finally:
+            # Back to training's setting: the plugin's, but the root never reshards after
+            # forward (FSDP2's own default, as backward needs its weights at once).
+            reshard = self.accelerator.state.fsdp_plugin.reshard_after_forward
+            for unit in units:
+                unit.reshard()
+                unit.set_reshard_after_forward(reshard and unit is not self.model, recurse=False)
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        """The student's full weights; sharded, every rank calls and each weight is gathered
+        whole to the CPU (tied weights once, so ``save_pretrained`` writes them as one
+        process does). Not accelerate's ``get_state_dict``: with torch 2.13 on the CPU its
+        FSDP2 branch returned the shards (DTensors) instead of whole tensors."""
+        if not self.sharded:
+            return self.accelerator.get_state_dict(self.model)
+        gathered: dict[int, torch.Tensor] = {}
+        out = {}
+        for name, value in self.model.state_dict(keep_vars=True).items():
+            if id(value) not in gathered:
+                gathered[id(value)] = _whole(value).detach()
+            out[name] = gathered[id(value)]
+        return out
+
+    def load_model_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load full weights (every rank passes them whole) into the possibly sharded student."""
+        if not self.sharded:
+            self.accelerator.unwrap_model(self.model).load_state_dict(weights)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        set_model_state_dict(self.model, weights, options=StateDictOptions(full_state_dict=True))
+
+    def restart(self) -> None:
+        """AdamW afresh, as after a checkpoint saved before any training; the prepared model
+        stays (a sharded one cannot be prepared twice)."""
+        self.optimizer.state.clear()
         self.optimizer_steps = 0
 
     def state_dict(self) -> dict[str, Any]:
-        """AdamW moments and step counts, the loss scaler (fp16 only) and the step counter."""
-        out: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "optimizer_steps": self.optimizer_steps}
+        """AdamW moments and step counts, the loss scaler (fp16 only) and the step counter.
+
+        Sharded, every rank calls: the moments are gathered whole (to the CPU), so the file
+        is the one a single process writes."""
+        optimizer = self.optimizer.state_dict()
+        if self.sharded:
+            optimizer = {
+                **optimizer,
+                "state": {i: {k: _whole(v) for k, v in s.items()} for i, s in optimizer["state"].items()},
+            }
+        out: dict[str, Any] = {"optimizer": optimizer, "optimizer_steps": self.optimizer_steps}
         if self.accelerator.scaler is not None:
             out["scaler"] = self.accelerator.scaler.state_dict()
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned."""
-        self.optimizer.load_state_dict(state["optimizer"])
+        """Restore what ``state_dict`` returned (sharded: each rank keeps its shard)."""
+        optimizer = state["optimizer"]
+        if self.sharded:
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            optimizer = {
+                **optimizer,
+                "state": {i: {k: _shard_like(v, params[int(i)]) for k, v in s.items()} for i, s in optimizer["state"].items()},
+            }
+        self.optimizer.load_state_dict(optimizer)
         self.optimizer_steps = int(state["optimizer_steps"])
         if "scaler" in state and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
+
+
+def _whole(value: Any) -> Any:
+    """A sharded (DTensor) value gathered whole to the CPU (a collective: every rank calls,
+    in the same order); anything else as it is."""
+    from torch.distributed.tensor import DTensor
+
+    return value.full_tensor().cpu() if isinstance(value, DTensor) else value
+
+
+def _shard_like(value: Any, param: torch.Tensor) -> Any:
+    """A whole optimizer value cut to this rank's shard of ``param`` (a DTensor), with no
+    communication: every rank read the same file. Scalars (AdamW's step) stay as they are."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not isinstance(param, DTensor) or not isinstance(value, torch.Tensor) or value.shape != param.shape:
+        return value
+    return distribute_tensor(value.to(param.device), param.device_mesh, param.placements, src_data_rank=None)
 
 
 def attach_lora(model: torch.nn.Module, lora: LoraConfig, seed: int) -> torch.nn.Module:
@@ -588,6 +688,12 @@ def fit(
         # A process without a share still joins the gradient all-reduce, with zero weight.
         weight = acc.num_processes / label_tokens if share else 0.0
         mine = _micro_batches(share or batch[:1], config.micro_batch_tokens)
+        real = len(mine)
+        if state.sharded:
+            # Every forward and backward of a sharded student is a collective: all ranks run
+            # as many micro-batches as the rank with the most, the extra ones with zero weight.
+            most = max(len(_micro_batches(batch[r :: acc.num_processes] or batch[:1], config.micro_batch_tokens)) for r in range(acc.num_processes))
+            mine += [mine[-1]] * (most - real)
         local_loss = 0.0
         for j, mb in enumerate(mine):
             tensors = _collate(mb, pad_id, acc.device)
@@ -612,7 +718,7 @@ def fit(
                     if t_logits.shape[-1] != logits.shape[-1]:
                         raise ValueError("KD with a teacher model needs the student's vocabulary")
                     teacher = t_logits[:, :-1].to(logits.device)[where]
-                loss = mixed_loss_sum(student, targets[where], alpha, temperature, teacher, tensors["topk"], reverse) * weight
+                loss = mixed_loss_sum(student, targets[where], alpha, temperature, teacher, tensors["topk"], reverse) * (weight if j < real else 0.0)
                 acc.backward(loss)
             local_loss += loss.item() / acc.num_processes
         acc.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)

@@ -138,8 +138,9 @@ def test_on_policy_distillation_trains_on_the_students_samples_and_resumes(card,
     assert reverse_kl(trained) < reverse_kl(base)
 
 
-def _launch(processes, run_dir, overrides, stop=None, resume=False):
-    """``tests/launch_run.py`` under torchrun with ``processes`` CPU processes (gloo)."""
+def _launch(processes, run_dir, overrides, stop=None, resume=False, env=None):
+    """``tests/launch_run.py`` under torchrun with ``processes`` CPU processes (gloo);
+    ``env`` adds environment variables (accelerate's FSDP settings)."""
     import os
     import subprocess
     import sys
@@ -148,7 +149,7 @@ def _launch(processes, run_dir, overrides, stop=None, resume=False):
     script = Path(__file__).with_name("launch_run.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", str(script),
            str(run_dir), "-" if stop is None else str(stop), "resume" if resume else "fresh", *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-6000:]
     return json.loads((run_dir / "summary.json").read_text()) if stop is None else None
@@ -173,3 +174,59 @@ def test_two_processes_run_the_loop_as_one_and_resume(card, tmp_path):
     _launch(2, tmp_path / "cut", overrides, stop=1)
     resumed = _launch(2, tmp_path / "cut", overrides, resume=True)
     assert _comparable(resumed) == _comparable(two)
+
+
+#: What ``accelerate launch --config_file configs/accelerate/fsdp.yaml`` exports to each
+#: process, and the switch in tests/launch_run.py that lets accelerate (GPUs only) shard on the CPU.
+FSDP_ENV = {
+    "ACCELERATE_USE_FSDP": "true",
+    "FSDP_VERSION": "2",
+    "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",
+    "FSDP_RESHARD_AFTER_FORWARD": "true",
+    "READ_DISTILL_TEST_FSDP_ON_CPU": "1",
+}
+
+
+def _fsdp_on_cpu():
+    """Why torch cannot run FSDP2 on the CPU here, or None where it can."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        return "torch was built without torch.distributed/gloo"
+    try:
+        from torch.distributed.fsdp import fully_shard  # noqa: F401
+    except ImportError:
+        return "this torch has no FSDP2 (torch.distributed.fsdp.fully_shard)"
+    return None
+
+
+@pytest.mark.skipif(_fsdp_on_cpu() is not None, reason=f"FSDP on the CPU: {_fsdp_on_cpu()}")
+def test_two_processes_with_a_sharded_student_run_the_loop_as_one_and_resume(card, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    # One example per forward and 3 per batch: the ranks' shares (2 and 1) take different
+    # numbers of forwards, which a sharded student must still run in lockstep.
+    overrides = _overrides(card, "policy.name=read", "train.batch_size=3", "train.micro_batch_tokens=64")
+    one = run(load_config(None, overrides), tmp_path / "one", quiet=True)
+    two = _launch(2, tmp_path / "two", overrides, env=FSDP_ENV)
+    # Sharded weights and AdamW, gathered for every probe, evaluation and checkpoint: the
+    # controller chose, charged and wrote as one process does.
+    assert two["allocations"] == one["allocations"] and two["ledger"] == one["ledger"]
+    assert two["profiles"] == one["profiles"] and two["final_utility"] == one["final_utility"]
+    ledger = lambda d: [(e["round"], e["phase"], e["tokens"], e["billable"]) for e in map(json.loads, (d / "ledger.jsonl").read_text().splitlines())]  # noqa: E731
+    assert ledger(tmp_path / "two") == ledger(tmp_path / "one")
+    # The checkpoint is the one a single process writes: same files, same keys, whole tensors.
+    student = {d: tmp_path / d / "student" for d in ("one", "two")}
+    assert sorted(p.name for p in student["two"].iterdir()) == sorted(p.name for p in student["one"].iterdir())
+    w1, w2 = (load_file(student[d] / "model.safetensors") for d in ("one", "two"))
+    assert w1.keys() == w2.keys() and max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
+    s1, s2 = (torch.load(student[d] / "train_state.pt", weights_only=True) for d in ("one", "two"))
+    assert s1["optimizer_steps"] == s2["optimizer_steps"]
+    o1, o2 = s1["optimizer"]["state"], s2["optimizer"]["state"]
+    assert o1.keys() == o2.keys() and all(o1[i][k].shape == o2[i][k].shape for i in o1 for k in o1[i])
+    # Killed after round 1 and resumed under FSDP (the moments cut back into shards): the same run.
+    _launch(2, tmp_path / "cut", overrides, stop=1, env=FSDP_ENV)
+    resumed = _launch(2, tmp_path / "cut", overrides, resume=True, env=FSDP_ENV)
+    assert _comparable(resumed) == _comparable(two)
+    assert (tmp_path / "cut/student/model.safetensors").read_bytes() == (tmp_path / "two/student/model.safetensors").read_bytes()

@@ -45,7 +45,8 @@ class Student(Protocol):
         ...
 
     def save(self, directory: Path) -> None:
-        """Write a checkpoint that ``load`` restores exactly."""
+        """Write a checkpoint that ``load`` restores exactly. Under several processes every
+        rank calls it (a sharded student gathers its weights) and rank 0 alone writes."""
         ...
 
     def load(self, directory: Path) -> None:

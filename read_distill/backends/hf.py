@@ -143,7 +143,9 @@ def generate_tokens(
             if sampled:
                 digest = hashlib.sha256(json.dumps([seed] + [prompts[i] for i in chunk]).encode()).digest()
                 torch.manual_seed(int.from_bytes(digest[:8], "little"))
-            result = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config)
+            # Never transformers' own lockstep for sharded models (synced_gpus): a sharded
+            # student generates with its weights gathered whole, each rank its own prompts.
+            result = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config, synced_gpus=False)
         new = result.sequences[:, width:].tolist()
         tops = _top_logprobs(result.logits, result.sequences[:, width:], top_logprobs) if top_logprobs > 0 else None
         for b, i in enumerate(chunk):
@@ -432,31 +434,38 @@ class HFStudent:
             quiet=self.quiet,
         )
 
+    def _full_weights(self) -> contextlib.AbstractContextManager[None]:
+        """The student's weights whole inside (gathered by every rank where FSDP shards them)."""
+        return self.state.full_weights() if self.state is not None else contextlib.nullcontext()
+
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Greedy completions, batched with left padding (split across ranks, see :mod:`read_distill.ranks`)."""
         self.model.eval()
-        return ranks.split_map(
-            lambda mine: [g.text for g in generate_batched(self.model, self.tokenizer, mine, max_new_tokens=max_new_tokens, batch_size=self.batch_size)],
-            prompts,
-        )
+        with self._full_weights():
+            return ranks.split_map(
+                lambda mine: [g.text for g in generate_batched(self.model, self.tokenizer, mine, max_new_tokens=max_new_tokens, batch_size=self.batch_size)],
+                prompts,
+            )
 
     def sample(self, prompts: list[str], max_new_tokens: int, seed: int) -> list[Generation]:
         """Completions drawn from the student's own distribution (T = 1, no truncation): the
         text of on-policy distillation, whose reverse KL is an expectation under it."""
         self.model.eval()
-        return ranks.split_map(
-            lambda mine: generate_batched(
-                self.model, self.tokenizer, mine, max_new_tokens=max_new_tokens, temperature=1.0, batch_size=self.batch_size, seed=seed
-            ),
-            prompts,
-        )
+        with self._full_weights():
+            return ranks.split_map(
+                lambda mine: generate_batched(
+                    self.model, self.tokenizer, mine, max_new_tokens=max_new_tokens, temperature=1.0, batch_size=self.batch_size, seed=seed
+                ),
+                prompts,
+            )
 
     def score(self, prompts: list[str], references: list[str]) -> list[float]:
         """Mean log-prob per token of each reference given its prompt (no EOS scored; split
         across ranks, see :mod:`read_distill.ranks`)."""
         if len(prompts) != len(references):
             raise ValueError("score needs one reference per prompt")
-        return ranks.split_map(lambda mine: self._score([p for p, _ in mine], [r for _, r in mine]), list(zip(prompts, references, strict=True)))
+        with self._full_weights():
+            return ranks.split_map(lambda mine: self._score([p for p, _ in mine], [r for _, r in mine]), list(zip(prompts, references, strict=True)))
 
     def _score(self, prompts: list[str], references: list[str]) -> list[float]:
         self.model.eval()
@@ -472,18 +481,25 @@ class HFStudent:
     def save(self, directory: Path) -> None:
         """Weights (safetensors; the adapters alone under ``train.lora``), tokenizer and
         training state; written beside and renamed in, so an interrupted save leaves the
-        previous checkpoint intact."""
-        if self.state is not None and not self.state.accelerator.is_main_process:
-            return  # under DDP every process holds the same weights; one writes them
+        previous checkpoint intact.
+
+        Under several processes every rank calls it and rank 0 writes: under DDP every
+        rank holds the same weights; a sharded (FSDP) student's weights and AdamW moments
+        are first gathered whole, so the files are the ones one process writes."""
+        sharded = self.state is not None and self.state.sharded
+        weights = self.state.model_state_dict() if sharded else None
+        train_state = self.state.state_dict() if sharded else None
+        if not ranks.is_controller():
+            return
         directory = Path(directory)
         tmp = directory.with_name(f".{directory.name}.tmp")
         old = directory.with_name(f".{directory.name}.old")
         shutil.rmtree(tmp, ignore_errors=True)
         with quiet_transformers():
-            self.model.save_pretrained(tmp)
+            self.model.save_pretrained(tmp, state_dict=weights)
         self.tokenizer.save_pretrained(tmp)
         if self.state is not None:
-            torch.save(self.state.state_dict(), tmp / "train_state.pt")
+            torch.save(train_state if sharded else self.state.state_dict(), tmp / "train_state.pt")
         if directory.exists():
             shutil.rmtree(old, ignore_errors=True)
             directory.rename(old)
@@ -506,14 +522,14 @@ class HFStudent:
         else:
             with quiet_transformers():
                 loaded = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.model.dtype)
-            self.model.load_state_dict(loaded.state_dict())
+            (self.state.load_model_state_dict if self.state is not None else self.model.load_state_dict)(loaded.state_dict())
             del loaded
         state_file = directory / "train_state.pt"
         if state_file.exists():
             self._train_state().load_state_dict(torch.load(state_file, map_location=self.device, weights_only=True))
-        else:
+        elif self.state is not None:
             # A checkpoint saved before any training: AdamW starts afresh, as it did then.
-            self.state = None
+            self.state.restart()
 
 
 def merged_lora_model(checkpoint: Path) -> tuple[Any, Any]:

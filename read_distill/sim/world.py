@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from read_distill import ranks
 from read_distill.ledger import Ledger
 from read_distill.tasks import TaskCard
 from read_distill.teachers import Teachers
@@ -77,6 +78,8 @@ class SimStudent:
         raise NotImplementedError("a simulated student has no text interface")
 
     def save(self, directory: Path) -> None:
+        if not ranks.is_controller():
+            return  # every rank holds the same state; the controller writes it
         directory.mkdir(parents=True, exist_ok=True)
         state = {"profile": self.profile.tolist(), "spent_tokens": self.spent_tokens.tolist()}
         (directory / "sim_student.json").write_text(json.dumps(state))
