@@ -40,7 +40,7 @@ bench: .venv
 # docs/results.md: every comparison and the transfer study on the micro-world (hours on
 # 2 cores; resumable: run it again after a stop). Run dirs under runs/results.
 results: .venv
-	$(BIN)/python -m read_distill.experiments.results
+	$(BIN)/read-distill results
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info configs/paper/data

@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, help="output directory (default runs/transfer-<name>-<time>)")
     tr.add_argument("--quiet", action="store_true")
 
+    res = sub.add_parser("results", help="docs/results.md: the paper's tables and the transfer study on the micro-world (hours; resumable)")
+    res.add_argument("--out", type=Path, default=Path("runs/results"), help="run directories, resumed when present (default runs/results)")
+    res.add_argument("--doc", type=Path, default=Path("docs/results.md"), help="the Markdown written at the end (default docs/results.md)")
+    res.add_argument("--jobs", type=_positive, default=2, help="runs at once, in worker processes that split the cores (default 2)")
+    res.add_argument("--quiet", action="store_true")
+
     rep = sub.add_parser("report", help="render run dirs to HTML (figures + tables)")
     rep.add_argument("run_dirs", nargs="+", type=Path)
     rep.add_argument("--out", type=Path, help="output file (default: <run_dir>/report.html for one run)")
@@ -201,6 +207,21 @@ def _transfer(args: argparse.Namespace) -> int:
     result = transfer(config, args.seeds, out, args.budgets, quiet=args.quiet, jobs=args.jobs)
     print(summarise(result))
     print(f"\nwritten: {out / 'transfer.json'}, {out / 'transfer.md'}, {out / 'transfer.png'} (runs and comparison.* beside them)")
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+
+    from read_distill.experiments.results import produce
+
+    # A SIGTERM ends the command as Ctrl-C does: the time of the part in flight is kept.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    text = produce(args.out, args.doc, args.jobs, args.quiet)
+    if not args.quiet:
+        print(text)
+    print(f"written: {args.doc} (runs under {args.out})")
     return 0
 
 
@@ -349,7 +370,7 @@ def _serve_teacher(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "run": _run, "validate": _validate, "compare": _compare, "transfer": _transfer, "report": _report, "ls": _ls, "world": _world,
+    "run": _run, "validate": _validate, "compare": _compare, "transfer": _transfer, "results": _results, "report": _report, "ls": _ls, "world": _world,
     "serve-teacher": _serve_teacher, "merge": _merge, "eval": _eval,
     "bench": _bench, "requirement": _requirement,
 }

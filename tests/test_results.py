@@ -56,3 +56,11 @@ def test_fixed_methods_come_before_reads_family():
     methods = results.methods()
     first = next(i for i, m in enumerate(methods) if m.startswith("read"))
     assert all(m.startswith("read") for m in methods[first:]) and set(methods) == set(results.TABLE_1 + results.TABLE_2)
+
+
+def test_the_command_refuses_a_bad_jobs_value_in_one_line(capsys):
+    from read_distill.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["results", "--jobs", "0"])
+    assert e.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """``docs/results.md``: the paper's tables on the embedded micro-world, in one resumable
-command (``make results``, or ``python -m read_distill.experiments.results``).
+command (``read-distill results``, or ``make results``).
 
 What is run is the dict literals below: every method of :data:`TABLE_1` and
 :data:`TABLE_2` on each composite task of :data:`TASKS` at its two budgets and every seed
@@ -13,11 +13,8 @@ invocations in ``timings.json``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -176,7 +173,7 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
     lines = [
         "# Results on the micro-world",
         "",
-        "Written by `make results` (`python -m read_distill.experiments.results`), which runs every number below "
+        "Written by `make results` (`read-distill results`), which runs every number below "
         f"through `read-distill compare` / `read-distill transfer` on `{CONFIG}` (the embedded micro-world: its teacher "
         f"distilled into its student base, 20 rounds) with seeds {seeds}, and resumes where it was stopped. Final "
         "utility is the task's score on its 1,000 test rows; on-/off-target Δ is the mean probe change of the task's "
@@ -212,22 +209,3 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
         f"| total | {sum(timings.values()) / 60:.1f} min | {sum(run_time.values()) / 60:.1f} min |",
     ]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m read_distill.experiments.results", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/results"), help="run directories (resumed when present)")
-    parser.add_argument("--doc", type=Path, default=Path("docs/results.md"), help="the Markdown written at the end")
-    parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    # A SIGTERM ends the invocation like Ctrl-C: the time of the part in flight is kept.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    text = produce(args.out, args.doc, args.jobs, args.quiet)
-    if not args.quiet:
-        print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
