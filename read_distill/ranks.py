@@ -43,6 +43,13 @@ def fsdp_requested() -> bool:
     return size() > 1 and os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
 
 
+def shards_on(cpu: bool) -> bool:
+    """Whether accelerate shards a student with FSDP on this device: on accelerators only
+    (accelerate 1.15 reads ``ACCELERATE_USE_FSDP`` there and trains plain data-parallel on
+    the CPU whatever the launch asks)."""
+    return not cpu
+
+
 def start(device: str) -> None:
     """Join the launch's process group before the first collective: gloo where the run's
     device (``world.device``) is the CPU, NCCL on GPUs; a no-op in one process.
@@ -62,7 +69,12 @@ def start(device: str) -> None:
             raise ConfigError("accelerate launch: FSDP1 is not supported (the student generates between rounds through FSDP2's unshard); set fsdp_version: 2, e.g. --config_file configs/accelerate/fsdp.yaml")
         if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
             raise ConfigError("accelerate launch: DeepSpeed is not supported yet (untested: its engine owns the optimizer and its checkpoint); use configs/accelerate/fsdp.yaml or ddp.yaml")
-        PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
+        cpu = device == "cpu" or not torch.cuda.is_available()
+        if fsdp_requested() and not shards_on(cpu):
+            # Said before the run directory is touched, not after round 0's probes.
+            raise ConfigError("accelerate launch: FSDP was asked for, but accelerate shards on GPUs only and would train "
+                              "plain data-parallel on the CPU; launch with configs/accelerate/ddp.yaml there")
+        PartialState(cpu=cpu)
 
 
 def share(value: T) -> T:

@@ -29,6 +29,10 @@ if os.environ.get("READ_DISTILL_TEST_FSDP_ON_CPU") == "1":
             self.fsdp_plugin = plugin
 
     AcceleratorState.__init__ = fsdp_on_cpu
+    # And read-distill's own check, which refuses FSDP where accelerate would not shard.
+    from read_distill import ranks
+
+    ranks.shards_on = lambda cpu: True
 
 run_dir, stop, mode, *overrides = sys.argv[1:]
 run(load_config(None, overrides), run_dir, quiet=True, resume=mode == "resume", stop_after_round=None if stop == "-" else int(stop))

@@ -20,6 +20,9 @@ def test_one_process_computes_everything_itself():
         ({"ACCELERATE_USE_FSDP": "true"}, "FSDP1 is not supported"),
         ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"}, "FSDP1 is not supported"),
         ({"ACCELERATE_USE_DEEPSPEED": "true"}, "DeepSpeed is not supported yet"),
+        # FSDP2 asked for on the CPU, where accelerate would train plain data-parallel:
+        # refused before the run directory is touched.
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}, "accelerate shards on GPUs only"),
     ],
 )
 def test_an_unsupported_launch_is_refused_before_joining(monkeypatch, env, message):
