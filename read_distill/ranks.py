@@ -88,6 +88,15 @@ def share(value: T) -> T:
     return box[0]
 
 
+def gather(value: T) -> list[T]:
+    """Every rank's ``value``, in rank order (``[value]`` in one process)."""
+    if size() == 1:
+        return [value]
+    from accelerate.utils import gather_object
+
+    return gather_object([value])
+
+
 def split_map(fn: Callable[[list[Any]], list[T]], items: list[Any]) -> list[T]:
     """``fn(items)``, with each rank computing it on a strided share of ``items`` and every
     rank receiving all results in the order of ``items``."""

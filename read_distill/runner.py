@@ -54,7 +54,7 @@ WORLDS: dict[str, str] = {
 INITIAL, FINAL = 0, 10**6
 #: Keys of summary.json that measure the machine a run ran on, not the run: they differ
 #: between a resumed run and an uninterrupted one, everything else is equal.
-MEASURED = ("wall_s", "peak_memory_mb")
+MEASURED = ("wall_s", "peak_memory_mb", "peak_memory_mb_per_rank")
 
 
 def make_world(config: Config) -> World:
@@ -865,6 +865,9 @@ def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
         "peak_memory_mb": dict(sorted(peak_mb.items())),
         "peak_memory_kind": memory_kind(),
     }
+    if ranks.size() > 1:
+        # Each process's own peaks, in rank order: what sharding the student is for.
+        summary["peak_memory_mb_per_rank"] = ranks.gather(summary["peak_memory_mb"])
     ledger.close()
     write_json(summary_path, summary)
     _report(parts)

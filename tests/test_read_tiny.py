@@ -168,6 +168,10 @@ def test_two_processes_run_the_loop_as_one_and_resume(card, tmp_path):
     assert two["profiles"] == one["profiles"] and two["final_utility"] == one["final_utility"]
     ledger = lambda d: [(e["round"], e["phase"], e["tokens"], e["billable"]) for e in map(json.loads, (d / "ledger.jsonl").read_text().splitlines())]  # noqa: E731
     assert ledger(tmp_path / "two") == ledger(tmp_path / "one")
+    # Each rank's own peak memory per phase, rank 0's first.
+    per_rank = two["peak_memory_mb_per_rank"]
+    assert len(per_rank) == 2 and per_rank[0] == two["peak_memory_mb"] and all(r["train"] > 0 for r in per_rank)
+    assert "peak_memory_mb_per_rank" not in one
     w1, w2 = (load_file(tmp_path / d / "student" / "model.safetensors") for d in ("one", "two"))
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
     # Killed after round 1 and resumed under two processes: the same run.
