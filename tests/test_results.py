@@ -40,6 +40,7 @@ def test_results_writes_both_tables_targets_transfer_and_times_and_resumes(small
     first_read = next(i for i, p in enumerate(order) if p.parts[-3].startswith("read"))
     assert all(p.parts[-3].startswith("read") for p in order[first_read:])
     assert text.count("read above every baseline (Holm p < 0.05)") == 2
+    assert text.count("no method at the ceiling (best mean below 99)**: 2,000,000: ") == 2
     # grid searched its allocation on pilots: a profiling budget of half of B, outside B.
     grid = (out / "paper_20m" / "8000000" / "grid" / "seed0" / "config.yaml").read_text()
     assert "profiling_tokens: 4000000" in grid

@@ -8,7 +8,7 @@ path of ``read-distill run``. The fixed methods run first and ``read`` and its a
 last, so an interrupted invocation has the baselines of every task before any ``read``
 row. Run directories live under ``--out``; a second invocation resumes the runs it finds
 and only re-tabulates the finished ones. The wall time of every part is added up across
-invocations in ``timings.json``.
+invocations in ``timings.json``, beside the runs' own wall times.
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ from read_distill.tasks import card_requirement
 
 CONFIG = "configs/demo.yaml"
 
-#: Composite task -> (low, high) budget in billable tokens. At the high budget no method
-#: is at the ceiling on these tasks (a saturated task tells nothing); the low one is a
-#: quarter of it, so the equivalent-budget ratio at the low budget can be read up to 4x
-#: from the runs themselves. long_tool needs a capability outside its requirement
-#: (reasoning feeds long_context); kb_tool is the demo's task; reasoning_json asks for two
-#: capabilities the student base has at different levels. tool_math needs 600k tokens to
-#: leave its floor (README, "ReAD against the static mix"), which would put the whole
-#: command past 6 hours on 2 cores, so it is not here.
+#: Composite task -> (low, high) budget in billable tokens. The high one is the demo's,
+#: where long_tool and kb_tool end below the ceiling under every policy measured (README,
+#: "ReAD against the static mix"); the document says for each task whether any method
+#: reached it. The low one is a quarter of it, so the equivalent-budget ratio at the low
+#: budget can be read up to 4x from the runs themselves. long_tool needs a capability
+#: outside its requirement (reasoning feeds long_context); kb_tool is the demo's task;
+#: reasoning_json asks for two capabilities the student base has at different levels.
+#: tool_math needs 600k tokens to leave its floor, which would put the whole command past
+#: 6 hours on 2 cores, so it is not here.
 TASKS: dict[str, tuple[int, int]] = {
     "long_tool": (50_000, 200_000),
     "kb_tool": (50_000, 200_000),
@@ -162,7 +163,13 @@ def targets(tables: dict[str, list[dict[str, Any]]], equivalent: list[dict[str, 
         # "not reached" is a lower bound: below 2x it says nothing either way.
         verdict = "met" if r["ratio"] >= 2 else "undetermined" if r["bound"] == "not reached" else "not met"
         ratio.append(f"{r['budget']:,}: {verdict} — {bound}{r['ratio']:.2f}×")
-    return {"read above every baseline (Holm p < 0.05)": above, "equivalent-budget ratio ≥ 2×": ratio,
+    ceiling = []
+    for t1, t2 in zip(tables["table_1"], tables["table_2"], strict=True):
+        best = max({**t1["results"], **t2["results"]}.items(), key=lambda kv: kv[1]["final_utility"]["mean"])
+        top = best[1]["final_utility"]["mean"]
+        ceiling.append(f"{t1['budget']:,}: {'met' if top < 99 else 'not met'} — best mean {top:.2f} ({best[0]})")
+    return {"no method at the ceiling (best mean below 99)": ceiling,
+            "read above every baseline (Holm p < 0.05)": above, "equivalent-budget ratio ≥ 2×": ratio,
             "read's off-target change smaller in magnitude than single-capability KD's": off}
 
 
@@ -178,9 +185,10 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
         f"distilled into its student base, 20 rounds) with seeds {seeds}, and resumes where it was stopped. Final "
         "utility is the task's score on its 1,000 test rows; on-/off-target Δ is the mean probe change of the task's "
         "essential / other capabilities (docs/method.md §8). Tests against read are paired over seeds, Holm-corrected "
-        "within each table. Budgets per task: the high one is where the better of read and task_static ends below "
-        f"the ceiling; the low one a quarter of it. grid searches its fixed allocation on pilot runs with a profiling "
-        f"budget of {GRID_PROFILING:g} × B spent outside B (overhead); every other method spends none.",
+        "within each table. Budgets per task: the high one is the demo's, the low one a quarter of it. grid searches "
+        f"its fixed allocation on pilot runs with a profiling budget of {GRID_PROFILING:g} × B spent outside B "
+        "(overhead); every other method spends none. Negative transfer is the mean of min(0, change) over the "
+        "off-target capabilities.",
     ]
     for s in sections:
         req = ", ".join(f"{c} {w:g}" for c, w in s["requirement"].items() if w > 0)
