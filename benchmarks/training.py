@@ -258,7 +258,11 @@ def run_trainer(model: torch.nn.Module, tokenizer: Any, rows: list[dict[str, lis
         # The rows are tokenized and masked already: TRL must neither re-tokenize nor pack them.
         args = training_arguments(SFTConfig, config, steps, out, packing=False, remove_unused_columns=False,
                                   dataset_kwargs={"skip_prepare_dataset": True})
-        trainer = SFTTrainer(model=model, args=args, train_dataset=rows, data_collator=collate, processing_class=tokenizer)
+        from datasets import Dataset
+
+        # TRL takes a datasets.Dataset only (Trainer takes any sequence of rows).
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=collate,
+                             processing_class=tokenizer)
     else:
         args = training_arguments(TrainingArguments, config, steps, out, **extra)
         trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate, processing_class=tokenizer)
