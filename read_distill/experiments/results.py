@@ -188,7 +188,10 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
         "within each table. Budgets per task: the high one is the demo's, the low one a quarter of it. grid searches "
         f"its fixed allocation on pilot runs with a profiling budget of {GRID_PROFILING:g} × B spent outside B "
         "(overhead); every other method spends none. Negative transfer is the mean of min(0, change) over the "
-        "off-target capabilities.",
+        "off-target capabilities. The micro-world's teacher is in-process and records no top-k log-probs "
+        "(`generation.top_logprobs` 0), so the logit signal distils its full distribution from a forward pass, as "
+        "CoT-KD does: logit_kd is the same run as cot_kd (docs/method.md §5); logit_sft (soft cross-entropy) is not "
+        "cot_sft.",
     ]
     for s in sections:
         req = ", ".join(f"{c} {w:g}" for c, w in s["requirement"].items() if w > 0)
