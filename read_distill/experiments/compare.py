@@ -226,13 +226,16 @@ def equivalent_budget(tables: list[dict[str, Any]], single: list[str]) -> list[d
     return out
 
 
+#: How an equivalent-budget row's bound is written before its numbers.
+BOUND_SIGN = {"interpolated": "", "at most": "≤ ", "not reached": "> "}
+
+
 def equivalent_text(rows: list[dict[str, Any]]) -> str:
     """The equivalent-budget rows as a Markdown table."""
-    words = {"interpolated": "", "at most": "≤ ", "not reached": "> "}
     lines = ["### Equivalent budget (best single-capability baseline to reach read)", "",
              "| budget | read | baseline needs | ratio |", "|---|---|---|---|"]
     for r in rows:
-        w = words[r["bound"]]
+        w = BOUND_SIGN[r["bound"]]
         lines.append(f"| {r['budget']:,} | {r['read_utility']:.2f} | {w}{r['baseline_budget']:,.0f} | {w}{r['ratio']:.2f}× |")
     return "\n".join(lines)
 

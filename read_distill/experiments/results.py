@@ -21,6 +21,7 @@ from typing import Any
 
 from read_distill.config import load_config
 from read_distill.experiments.compare import (
+    BOUND_SIGN,
     compare,
     equivalent_budget,
     equivalent_text,
@@ -122,22 +123,19 @@ def task_section(task: str, root: Path, budgets: list[int]) -> dict[str, Any]:
     """The two tables per budget of one task, its equivalent budget and its targets."""
     config = _config(task)
     requirement = card_requirement(task_card(config, None), tuple(config.capabilities), config.task.requirement)
-    metrics = {
-        (b, m): [run_metrics(read_json(root / str(b) / m / f"seed{s}" / "summary.json"), requirement, config.reward.top_k) for s in SEEDS]
-        for b in budgets for m in methods()
-    }
+    summaries = {(b, m): [read_json(root / str(b) / m / f"seed{s}" / "summary.json") for s in SEEDS] for b in budgets for m in methods()}
+    metrics = {key: [run_metrics(r, requirement, config.reward.top_k) for r in runs] for key, runs in summaries.items()}
     tables = {name: [{"budget": b, **tabulate({m: metrics[b, m] for m in rows})} for b in budgets]
               for name, rows in (("table_1", TABLE_1), ("table_2", TABLE_2))}
     equivalent = equivalent_budget(tables["table_1"], [m for m in TABLE_1 if m != "read"])
-    profiles = {b: profile_table(root / str(b), list(config.capabilities)) for b in budgets}
+    profiles = {b: profile_table({m: summaries[b, m] for m in TABLE_1}, list(config.capabilities)) for b in budgets}
     return {"task": task, "budgets": budgets, "requirement": dict(zip(config.capabilities, requirement, strict=True)),
             "tables": tables, "profiles": profiles, "equivalent": equivalent, "targets": targets(tables, equivalent)}
 
 
-def profile_table(root: Path, capabilities: list[str]) -> str:
+def profile_table(finals: dict[str, list[dict[str, Any]]], capabilities: list[str]) -> str:
     """The paper's Table 1 proper: each Table 1 method's final probe score per capability
-    (mean over seeds) and their mean, the first row the student base's."""
-    finals = {m: [read_json(root / m / f"seed{s}" / "summary.json") for s in SEEDS] for m in TABLE_1}
+    (mean over its runs' summaries, ``finals``) and their mean, the first row the student base's."""
     rows = {"student base": [sum(r["initial_profile"][c] for r in finals["read"]) / len(SEEDS) for c in capabilities]}
     rows |= {m: [sum(r["final_profile"][c] for r in runs) / len(SEEDS) for c in capabilities] for m, runs in finals.items()}
     head = ["| method | " + " | ".join(capabilities) + " | mean |", "|---|" + "---|" * (len(capabilities) + 1)]
@@ -146,9 +144,12 @@ def profile_table(root: Path, capabilities: list[str]) -> str:
 
 def targets(tables: dict[str, list[dict[str, Any]]], equivalent: list[dict[str, Any]]) -> dict[str, list[str]]:
     """The issue's targets for one task, each as a sentence per budget saying met or not."""
-    above, ratio, off = [], [], []
+    above, ratio, off, ceiling = [], [], [], []
     for t1, t2 in zip(tables["table_1"], tables["table_2"], strict=True):
         cells = {**t1["results"], **t2["results"]}
+        best = max(cells, key=lambda m: cells[m]["final_utility"]["mean"])
+        top = cells[best]["final_utility"]["mean"]
+        ceiling.append(f"{t1['budget']:,}: {'met' if top < 99 else 'not met'} — best mean {top:.2f} ({best})")
         rivals = {m: e["vs_read"]["paired"] for m, e in cells.items() if "vs_read" in e}
         beaten = [m for m, p in rivals.items() if p["diff"] > 0 and p.get("p_holm", math.nan) < 0.05]
         lost = [m for m, p in rivals.items() if p["diff"] < 0]
@@ -159,15 +160,10 @@ def targets(tables: dict[str, list[dict[str, Any]]], equivalent: list[dict[str, 
         off.append(f"{t1['budget']:,}: {'met' if all(read_off < v for v in kd.values()) else 'not met'} — |read| {read_off:.2f} vs "
                    + ", ".join(f"{m} {v:.2f}" for m, v in kd.items()))
     for r in equivalent:
-        bound = {"interpolated": "", "at most": "≤ ", "not reached": "> "}[r["bound"]]
+        bound = BOUND_SIGN[r["bound"]]
         # "not reached" is a lower bound: below 2x it says nothing either way.
         verdict = "met" if r["ratio"] >= 2 else "undetermined" if r["bound"] == "not reached" else "not met"
         ratio.append(f"{r['budget']:,}: {verdict} — {bound}{r['ratio']:.2f}×")
-    ceiling = []
-    for t1, t2 in zip(tables["table_1"], tables["table_2"], strict=True):
-        best = max({**t1["results"], **t2["results"]}.items(), key=lambda kv: kv[1]["final_utility"]["mean"])
-        top = best[1]["final_utility"]["mean"]
-        ceiling.append(f"{t1['budget']:,}: {'met' if top < 99 else 'not met'} — best mean {top:.2f} ({best[0]})")
     return {"no method at the ceiling (best mean below 99)": ceiling,
             "read above every baseline (Holm p < 0.05)": above, "equivalent-budget ratio ≥ 2×": ratio,
             "read's off-target change smaller in magnitude than single-capability KD's": off}
