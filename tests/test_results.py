@@ -51,6 +51,14 @@ def test_results_writes_both_tables_targets_transfer_and_times_and_resumes(small
     again = results.produce(out, doc, jobs=1, quiet=True)
     assert {p: p.stat().st_mtime_ns for p in out.glob("**/summary.json")} == mtimes
     assert again.split("## Time")[0] == text.split("## Time")[0]
+    # A fresh clone has only the record beside the document: nothing runs again, same tables.
+    records = doc.parent / "results_runs"
+    assert sorted(p.name for p in records.iterdir()) == ["paper_20m.jsonl", "paper_steer_math_150m.jsonl", "timings.json", "transfer.jsonl"]
+    assert sum(len(p.read_text().splitlines()) for p in records.glob("*.jsonl")) == len(mtimes)
+    elsewhere = small_plan / "clone"
+    fresh = results.produce(elsewhere, doc, jobs=1, quiet=True)
+    assert fresh.split("## Time")[0] == text.split("## Time")[0]
+    assert list(out.glob("**/state.json")) and not list(elsewhere.glob("**/state.json"))  # no run was started
 
 
 def test_fixed_methods_come_before_reads_family():

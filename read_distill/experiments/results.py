@@ -9,10 +9,18 @@ last, so an interrupted invocation has the baselines of every task before any ``
 row. Run directories live under ``--out``; a second invocation resumes the runs it finds
 and only re-tabulates the finished ones. The wall time of every part is added up across
 invocations in ``timings.json``, beside the runs' own wall times.
+
+Every finished run is also kept in a **record** beside the document (``docs/results_runs/``:
+per task, one JSONL line per run with the config it ran and its ``summary.json``, and the
+timings). The record is committed with the document: the tables can be checked against
+the runs they came from, and an invocation on a fresh clone or another machine continues
+from it (the recorded runs are not run again; a recorded config that differs from what
+the code now asks for is refused, as for a run dir).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -31,7 +39,7 @@ from read_distill.experiments.compare import (
 )
 from read_distill.experiments.methods import SINGLE_CAPABILITY
 from read_distill.experiments.transfer import summarise, transfer
-from read_distill.store import read_json, write_json, write_text
+from read_distill.store import read_json, read_jsonl, write_json, write_text
 from read_distill.tasks import card_requirement
 
 CONFIG = "configs/demo.yaml"
@@ -73,9 +81,52 @@ def methods() -> list[str]:
     return [m for m in every if m not in last] + last
 
 
+def record_dir(doc: Path) -> Path:
+    """The record of ``doc``'s runs: ``docs/results_runs`` for ``docs/results.md``."""
+    return doc.with_name(f"{doc.stem}_runs")
+
+
+def keep_records(out: Path, records: Path) -> None:
+    """Add every finished run under ``out`` (and the timings) to ``records``: per part (a
+    task, or the transfer study), ``<part>.jsonl`` with one line per run, sorted by run."""
+    for part in sorted(p for p in out.iterdir() if p.is_dir()):
+        path = records / f"{part.name}.jsonl"
+        kept = {r["run"]: r for r in read_jsonl(path)}
+        for summary in part.glob("*/*/seed*/summary.json"):
+            run = summary.parent.relative_to(part).as_posix()
+            kept[run] = {"run": run, "config": (summary.parent / "config.yaml").read_text(), "summary": read_json(summary)}
+        if kept:
+            write_text(path, "".join(json.dumps(kept[run]) + "\n" for run in sorted(kept)))
+    if (out / "timings.json").exists():
+        write_json(records / "timings.json", read_json(out / "timings.json"))
+
+
+def restore_records(records: Path, out: Path) -> int:
+    """Write the recorded runs that ``out`` lacks as finished run dirs (their config and
+    summary: all that the tables read) and the timings if ``out`` has none; returns how
+    many runs. A run dir already in ``out`` is left as it is (it resumes or is read back)."""
+    restored = 0
+    for path in sorted(records.glob("*.jsonl")):
+        for r in read_jsonl(path):
+            run_dir = out / path.stem / r["run"]
+            if not run_dir.exists():
+                write_text(run_dir / "config.yaml", r["config"])
+                write_json(run_dir / "summary.json", r["summary"])
+                restored += 1
+    if (records / "timings.json").exists() and not (out / "timings.json").exists():
+        write_json(out / "timings.json", read_json(records / "timings.json"))
+    return restored
+
+
 def produce(out: Path, doc: Path, jobs: int, quiet: bool = False) -> str:
-    """Run (or resume) everything, then write ``doc`` and return its text."""
+    """Run (or resume) everything, then write ``doc`` and return its text. Runs recorded
+    beside ``doc`` (:func:`record_dir`) are not run again; every part's finished runs are
+    added to the record as the part ends (also when it is stopped)."""
     out.mkdir(parents=True, exist_ok=True)
+    records = record_dir(doc)
+    restored = restore_records(records, out)
+    if restored and not quiet:
+        print(f"[results] {restored} finished runs restored from {records}", flush=True)
     timings_path = out / "timings.json"
     timings: dict[str, float] = read_json(timings_path) if timings_path.exists() else {}
 
@@ -88,6 +139,7 @@ def produce(out: Path, doc: Path, jobs: int, quiet: bool = False) -> str:
         finally:
             timings[part] = timings.get(part, 0.0) + time.monotonic() - start
             write_json(timings_path, timings)
+            keep_records(out, records)
 
     fixed = [m for m in methods() if not m.startswith("read") and m != "grid"]
     for task, budgets in TASKS.items():
@@ -104,7 +156,7 @@ def produce(out: Path, doc: Path, jobs: int, quiet: bool = False) -> str:
     image = doc.parent / "results_transfer.png"
     shutil.copyfile(out / "transfer" / "transfer.png", image)
     run_time = {part: _run_seconds(out / part) for part in timings}
-    text = document(sections, transfer_result, image.name, timings, run_time)
+    text = document(sections, transfer_result, image.name, timings, run_time, records.name)
     write_text(doc, text)
     return text
 
@@ -170,7 +222,7 @@ def targets(tables: dict[str, list[dict[str, Any]]], equivalent: list[dict[str, 
 
 
 def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], image: str, timings: dict[str, float],
-             run_time: dict[str, float]) -> str:
+             run_time: dict[str, float], records: str) -> str:
     """The Markdown of docs/results.md."""
     seeds = ", ".join(map(str, SEEDS))
     lines = [
@@ -188,6 +240,10 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
         "(`generation.top_logprobs` 0), so the logit signal distils its full distribution from a forward pass, as "
         "CoT-KD does: logit_kd is the same run as cot_kd (docs/method.md §5); logit_sft (soft cross-entropy) is not "
         "cot_sft.",
+        "",
+        f"Every run behind these tables is in `{records}/` beside this file: per task, one JSON line per run with the "
+        "config it ran and its summary (initial and final profile, allocations, dev utility, ledger, wall time). "
+        "`make results` on a fresh clone re-tabulates them without running them again.",
     ]
     for s in sections:
         req = ", ".join(f"{c} {w:g}" for c, w in s["requirement"].items() if w > 0)
