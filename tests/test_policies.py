@@ -425,3 +425,34 @@ def test_read_keeps_r_among_its_candidates_whatever_its_shares():
     for answer in [(), (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)]:
         policy = ReadPolicy(caps, r, _config())
         assert normalise(r) in policy._candidates(replace(ctx, answer_form=answer), candidate_actions(r, None))
+
+
+def test_read_refines_r_from_the_dev_checkpoints_toward_what_moved_the_utility():
+    """Capability a rises 2 points a round and b 1, with a few rounds that train only b;
+    the dev utility follows a alone. At the checkpoints the refined requirement
+    moves from the declared (0.5, 0.3, 0.2) toward a, further as checkpoints add evidence
+    (c always moved with a: the data cannot tell them apart, so c keeps about its prior),
+    and stays r where the utility fell."""
+    policy = ReadPolicy(CAPS, R, _config())
+    ctx0 = _context(np.full(4, 30.0), 1.0, None, np.zeros(4), 2.0)
+    np.testing.assert_allclose(policy._refined(ctx0), [0.5, 0.3, 0.2])  # no checkpoint yet: r
+    profile, u, seen = np.full(4, 30.0), 0.0, []
+    for t in range(20):
+        step = np.array([0.0, 3.0, 0.0, 0.0]) if t in (2, 9, 10, 17) else np.array([2.0, 1.0, 0.5, 0.0])
+        policy.update(_context(profile, 1 - t / 20, None, np.zeros(4), 2.0), (0.5, 0.3, 0.2, 0.0), 1.0)
+        profile, u = profile + step, u + step[0]
+        if t % 4 == 3:
+            policy.on_dev_eval([1.0] * (t // 4 + 1), [u], improved=True)
+            seen.append(policy._refined(_context(profile, 1 - (t + 1) / 20, None, np.zeros(4), 2.0)))
+    # One checkpoint says only how much utility a point of r . ds buys: r stays.
+    np.testing.assert_allclose(seen[0], [0.5, 0.3, 0.2])
+    assert all(r.sum() == pytest.approx(1.0) for r in seen)
+    assert seen[1][0] > 0.55 and seen[-1][0] > 0.65 and seen[-1][1] < 0.15 and abs(seen[-1][2] - 0.2) < 0.05
+    falling = ReadPolicy(CAPS, R, _config())
+    falling.update(ctx0, (0.5, 0.3, 0.2, 0.0), 1.0)
+    falling.on_dev_eval([1.0], [-4.0], improved=False)
+    np.testing.assert_allclose(falling._refined(_context(np.full(4, 35.0), 0.5, None, np.zeros(4), 2.0)), [0.5, 0.3, 0.2])
+    # The checkpoints are part of the state: a restored policy refines the same.
+    restored = ReadPolicy(CAPS, R, _config())
+    restored.load_state_dict(json.loads(json.dumps(policy.state_dict())))
+    np.testing.assert_allclose(restored._refined(_context(profile, 0.0, None, np.zeros(4), 2.0)), seen[-1])

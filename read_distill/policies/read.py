@@ -118,6 +118,9 @@ _INPUT_SCALE = 1.5
 #: this many standard deviations (over members) above 0: about 84 % of the ensemble's
 #: posterior on the better side (docs/method.md §9, "Deviations from r are earned").
 _EARN_Z = 1.0
+#: Prior std of each refined requirement weight, relative to an even share of the
+#: observed utility gain per point (docs/method.md §6, "Refining r").
+_REFINE_PRIOR = 1.0
 
 
 class DeltaEnsemble:
@@ -188,6 +191,8 @@ class ReadPolicy:
         self.history: list[dict[str, Any]] = []
         #: Affine calibration R -> slope * R + offset, applied to every buffered reward.
         self.calibration = {"slope": 1.0, "offset": 0.0}
+        #: Dev checkpoints after round 0: (rounds seen, dev-utility gain since round 0).
+        self.checkpoints: list[tuple[int, float]] = []
 
     def _initial_kappa(self) -> float:
         return float(self.config.kappa)
@@ -349,13 +354,44 @@ class ReadPolicy:
                 out.append(a)
         return out
 
-    def _rewards(self, delta: np.ndarray) -> np.ndarray:
-        """Proxy reward (calibrated scale) of predicted ds (..., C_out): r.ds - beta Spill."""
+    def _refined(self, context: Context) -> np.ndarray:
+        """The requirement over the needed capabilities, refined from the dev checkpoints
+        (docs/method.md §6, "Refining r"): dev-utility gain against probe-score change
+        since round 0, fitted as a linear map v >= 0 with the declared r (scaled to the
+        observed gain per point) as its prior; v normalised. The declared r until a
+        checkpoint shows the utility moving with r . ds."""
+        out = self._needed()
+        r = np.asarray(self.requirement, dtype=float)[out]
+        r = r / r.sum()
+        if not self.checkpoints:
+            return r
+        online = [h for h in self.history if not h["pilot"]]
+        profiles = [h["context"]["profile_frac"] for h in online] + [context.profile_frac]
+        x = 100.0 * (np.asarray([profiles[n] for n, _ in self.checkpoints], dtype=float) - np.asarray(profiles[0], dtype=float))[:, out]
+        y = np.asarray([g for _, g in self.checkpoints], dtype=float)
+        along = x @ r
+        if along @ along < 1e-9:
+            return r
+        scale = float(y @ along / (along @ along))
+        if scale <= 0:
+            return r
+        sigma = self._probe_noise([Context.from_json(h["context"]) for h in online] + [context])[out]
+        # Noise of a gain: the dev evaluation's (taken as a probe's) and both probes' of x.
+        noise2 = float(np.mean(sigma) ** 2 + 2 * scale**2 * (r**2) @ (sigma**2))
+        prior_precision = np.eye(len(out)) / (_REFINE_PRIOR * scale / len(out)) ** 2
+        v = np.linalg.solve(x.T @ x / noise2 + prior_precision, x.T @ y / noise2 + prior_precision @ (scale * r))
+        v = np.maximum(v, 0.0)
+        return v / v.sum() if v.sum() > 0 else r
+
+    def _rewards(self, delta: np.ndarray, refined: np.ndarray | None = None) -> np.ndarray:
+        """Proxy reward (calibrated scale) of predicted ds (..., C_out): r.ds - beta Spill,
+        with the gain weighted by ``refined`` where given (the spillover keeps r)."""
         out = self._needed()
         r = np.asarray(self.requirement)[out]
+        weights = r if refined is None else refined * r.sum()
         ess = set(essential(self.requirement, self.config.top_k))
         mask = np.asarray([c in ess for c in out], dtype=float)
-        raw = delta @ r - self.config.beta * (np.maximum(0.0, -delta) * (r * mask)).sum(axis=-1)
+        raw = delta @ weights - self.config.beta * (np.maximum(0.0, -delta) * (r * mask)).sum(axis=-1)
         return self.calibration["slope"] * raw
 
     def select(self, context: Context, actions: list[Allocation], rng: np.random.Generator) -> Allocation:
@@ -379,7 +415,8 @@ class ReadPolicy:
         # for a capability after it saturated.
         s = 100.0 * np.asarray(context.profile_frac, dtype=float)[self._needed()]
         delta = np.clip(model.predict(cand, z, spent), -s, 100.0 - s)
-        values = self._rewards(delta)  # (J, M)
+        refined = self._refined(context)
+        values = self._rewards(delta, refined)  # (J, M)
         mu, sigma = values.mean(axis=0), values.std(axis=0)
         # The requirement mix is the default a deviation must earn: the bonus explores only
         # among candidates the ensemble expects, member by member against r, to do better
@@ -400,6 +437,8 @@ class ReadPolicy:
             "sigma": float(sigma[best]),
             "kappa": kappa,
             "n_actions": len(candidates),
+            # The requirement the gain was weighted by (refined at the dev checkpoints).
+            **{f"r: {self.capabilities[c]}": float(v) for c, v in zip(self._needed(), refined, strict=True)},
         }
         return candidates[best]
 
@@ -421,6 +460,8 @@ class ReadPolicy:
         """
         if not improved:
             self.kappa *= float(self.config.kappa_decay)
+        if utility_gains:
+            self.checkpoints.append((len([h for h in self.history if not h["pilot"]]), float(utility_gains[-1])))
         p = np.asarray(proxy_rewards, dtype=float)
         u = np.asarray(utility_gains, dtype=float)
         if p.size == 0 or self._rounds_seen() == 0:
@@ -434,13 +475,15 @@ class ReadPolicy:
 
     def state_dict(self) -> dict[str, Any]:
         """Buffer, kappa and calibration map: enough to refit the same models."""
-        return {"history": self.history, "kappa": self.kappa, "calibration": dict(self.calibration)}
+        return {"history": self.history, "kappa": self.kappa, "calibration": dict(self.calibration),
+                "checkpoints": [list(c) for c in self.checkpoints]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
         self.history = [dict(h) for h in state["history"]]
         self.kappa = float(state["kappa"])
         self.calibration = {k: float(v) for k, v in state["calibration"].items()}
+        self.checkpoints = [(int(n), float(g)) for n, g in state.get("checkpoints", [])]
 
 
 class GreedyPolicy(ReadPolicy):
