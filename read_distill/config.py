@@ -205,11 +205,11 @@ class ProbeConfig(_Section):
     items_per_capability: int = Field(32, ge=1, description="Held-out probe items per capability.")
     seed: Seed = Field(0, description="Seed of the probe suite (fixed across runs so profiles compare).")
     stop_width: float = Field(
-        5.0,
+        100.0,
         ge=0,
         description="A probe after a round scores a third of a capability's items at a time and stops once its 95 % "
-        "interval is at most this many points wide (0: every item, always). The initial and final measurements "
-        "always score every item.",
+        "interval is at most this many points wide: 100 (an interval's largest width), the first third only; 0, every "
+        "item, always. The initial and final measurements always score every item.",
     )
     others_every: int = Field(
         0,

@@ -126,7 +126,8 @@ class ModelWorld:
         self, student: Student, ledger: Ledger, round: int, capabilities: tuple[str, ...] | None = None, sequential: bool = False
     ) -> Profile:
         """The student's profile on the probe suite of ``capabilities`` (default all; charged as
-        probe overhead); ``sequential`` stops a capability early per ``probe.stop_width``."""
+        probe overhead); ``sequential`` stops a capability early per ``probe.stop_width`` (by default after
+        the first third of its items)."""
         suite = self._with_teacher_answers(ledger, round)
         stop_width = self.config.probe.stop_width if sequential else 0.0
         return probe(

@@ -103,8 +103,9 @@ def probe(
 
     With ``stop_width > 0`` the probe is sequential: each capability is scored on a third
     of its items at a time, and stops once its 95 % interval is at most ``stop_width``
-    points wide (a capability at its floor or ceiling needs few items to say so; one in
-    between gets all of them). Capabilities that share a generation limit are scored in
+    points wide (at 100, the widest an interval can be, after the first third; at 5, a
+    capability at its floor or ceiling needs few items to say so and one in between gets
+    all of them). Capabilities that share a generation limit are scored in
     one call per stage, so the student's batches fill across capabilities.
     """
     names = list(suite) if capabilities is None else [c for c in suite if c in set(capabilities)]

@@ -278,7 +278,8 @@ def _reward_figure(run: RunView, info: dict[str, list[tuple[int, float]]]) -> An
         axes[3].set_title("The policy's prediction for its choice against the outcome")
     for i, (ax, (k, pts)) in enumerate(zip(axes[3 + ucb:], rest.items(), strict=True)):
         ax.plot(*zip(*pts, strict=True), color=PALETTE[(i + 1) % len(PALETTE)], marker="o", ms=3)
-        ax.set_title(f"policy_info: {INFO_NAMES.get(k, k)}")
+        refined = k.startswith("r: ") and f"r̂ {k[3:]}: its weight in the requirement refined at the dev checkpoints"
+        ax.set_title(f"policy_info: {refined or INFO_NAMES.get(k, k)}")
     for ax in axes[:3 + ucb]:
         ax.set_ylabel("score points")
         ax.axhline(0, color="#777", lw=0.8)

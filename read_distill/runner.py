@@ -750,6 +750,12 @@ def _start(parts: Parts) -> RunState:
     with parts.wall("measure"):
         profile0 = world.probe(parts.student, ledger, INITIAL)
         initial_utility = world.evaluate(parts.student, "test", ledger, INITIAL)
+    # The probes after a round may stop after the first of a capability's items
+    # (probe.stop_width); the scores their changes start from are read the same way, so
+    # that round 1's change compares the same items, not a third of them with all.
+    with parts.wall("probe"):
+        others = config.probe.others_every > 0
+        start = profile0.updated(world.probe(parts.student, ledger, INITIAL, None if others else parts.probed, sequential=True))
     with parts.wall("dev"):
         initial_dev = world.evaluate(parts.student, "dev", ledger, INITIAL)
     parts.say(
@@ -764,7 +770,7 @@ def _start(parts: Parts) -> RunState:
             actions = candidate_actions(parts.requirement, None, config.policy.top_k, config.policy.grid, config.policy.max_actions)
             parts.policy.prepare(pilot, actions, np.random.default_rng([config.run.seed, 104729]))
     state = RunState(
-        round=INITIAL, initial_profile=profile0, profile=profile0, initial_utility=initial_utility,
+        round=INITIAL, initial_profile=profile0, profile=start, initial_utility=initial_utility,
         dev=[(INITIAL, initial_dev)], best_dev=initial_dev, cum_reward=0.0, proxy_at_dev=[], gain_at_dev=[],
         last_allocation=(0.0,) * len(caps), last_gain=(0.0,) * len(caps),
         template_window=parts.generator.cap.state_dict(), wall_s={},

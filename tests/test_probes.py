@@ -51,3 +51,13 @@ def test_capabilities_sharing_a_limit_are_generated_in_one_call_and_others_are_l
     student = Student()
     assert list(_probe(student, Ledger(None, 100))) == ["sure", "unsure", "other"]
     assert [len(c) for c in student.calls] == [2 * N, N]
+
+
+def test_the_default_probe_after_a_round_reads_the_first_third_of_each_capability_in_one_call():
+    from read_distill.config import ProbeConfig
+
+    student = Student()
+    scores = _probe(student, Ledger(None, 100), capabilities=("sure", "unsure"), stop_width=ProbeConfig().stop_width)
+    assert len(student.calls) == 1
+    assert student.calls[0] == [f"{c} {i}" for c in ("sure", "unsure") for i in range(N // 3)]
+    assert scores == {"sure": 100.0, "unsure": 50.0}

@@ -225,3 +225,35 @@ def test_the_run_holds_its_directory_lock_while_it_works(world, tmp_path):
     assert seen and all(f"in use by process {os.getpid()}" in s for s in seen)
     with hold_run_dir(d):  # released when the run ends
         pass
+
+
+class _ThirdReadsHigher:
+    """The sized simulated world, whose probes after a round (``sequential``, a third of the
+    items in a real world) read 7 points above its full measurement."""
+
+    def __init__(self, world):
+        self._world = world
+
+    def __getattr__(self, name):
+        return getattr(self._world, name)
+
+    def probe(self, student, ledger, round, capabilities=None, sequential=False):
+        measured = self._world.probe(student, ledger, round, capabilities, sequential)
+        shift = 7.0 if sequential else 0.0
+        return Profile({c: v + shift for c, v in measured.scores.items()}, measured.intervals)
+
+
+def test_round_one_changes_start_from_what_the_probes_after_a_round_read(world, tmp_path):
+    """The initial measurement (every item) is the run's initial profile; the scores the
+    round-1 change starts from are read as the probes after a round read (the first third
+    of the items in a real world), so round 1's change compares like with like."""
+    config = _config(world, "read")
+    shifted, plain = tmp_path / "shifted", tmp_path / "plain"
+    run(config, shifted, world=_ThirdReadsHigher(_sized(world)), quiet=True, stop_after_round=1)
+    run(config, plain, world=_sized(world), quiet=True, stop_after_round=1)
+    state, unshifted = (json.loads((d / "state.json").read_text()) for d in (shifted, plain))
+    # The 7 points both sequential readings add cancel out of round 1's change...
+    reward = [json.loads((d / "rounds/0001/reward.json").read_text()) for d in (shifted, plain)]
+    assert reward[0]["gain"] == pytest.approx(reward[1]["gain"])
+    # ...while the initial profile is the full measurement's.
+    assert state["initial_profile"] == unshifted["initial_profile"]
