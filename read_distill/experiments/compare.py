@@ -96,10 +96,10 @@ def compare(
         _run_parallel({key: configs[key] for key in pending}, run_dirs, jobs, quiet)
     else:
         worlds = dict.fromkeys(methods, world) if world is not None else {}
-        for key in pending:
+        for k, key in enumerate(pending, 1):
             budget, method, seed = key
             if not quiet:
-                print(f"[compare] budget {budget:,}: {method} seed {seed}", flush=True)
+                print(f"[compare] run {k} of {len(pending)}: budget {budget:,}: {method} seed {seed}", flush=True)
             if method not in worlds:
                 worlds[method] = make_world(configs[key])
             run(configs[key], run_dirs[key], world=worlds[method], resume=_started(run_dirs[key]), quiet=True)
@@ -154,11 +154,11 @@ def _run_parallel(configs: dict[tuple[int, str, int], Config], run_dirs: dict, j
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=die_with_parent) as pool:
         futures = {pool.submit(_run_one, cfg, run_dirs[key], threads): key for key, cfg in configs.items()}
         try:
-            for done in as_completed(futures):
+            for k, done in enumerate(as_completed(futures), 1):
                 budget, method, seed = futures[done]
                 utility = done.result()
                 if not quiet:
-                    print(f"[compare] done budget {budget:,}: {method} seed {seed}: utility {utility:.2f}", flush=True)
+                    print(f"[compare] done {k} of {len(futures)}: budget {budget:,}: {method} seed {seed}: utility {utility:.2f}", flush=True)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
