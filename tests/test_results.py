@@ -28,6 +28,11 @@ def test_results_writes_both_tables_targets_transfer_and_times_and_resumes(small
     text = results.produce(out, doc, jobs=1, quiet=True)
     assert doc.read_text() == text and (doc.parent / "results_transfer.png").stat().st_size > 0
     for task in results.TASKS:
+        assert (doc.parent / f"results_{task}.png").stat().st_size > 0 and f"![utility against budget](results_{task}.png)" in text
+    # Where each schedule spent its rounds: task_static never leaves r, uniform always does.
+    assert text.count("### Where the schedules spent their rounds, ") == 4
+    assert "| task_static | 0 / 0 of 4 |" in text and "| uniform | 4 / 4 of 4 |" in text
+    for task in results.TASKS:
         assert f"## {task} (r: " in text
         for budget in ("2,000,000", "8,000,000"):
             assert f"### Table 1 analogue: single-capability objectives, {budget} tokens" in text

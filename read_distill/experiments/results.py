@@ -153,6 +153,8 @@ def produce(out: Path, doc: Path, jobs: int, quiet: bool = False) -> str:
         every = [m for m in methods() if m != "grid"]
         timed(task, compare, _config(task), every, SEEDS, out / task, budgets=list(budgets), quiet=quiet, jobs=jobs)
         sections.append(task_section(task, out / task, list(budgets)))
+    for section in sections:
+        utility_figure(section, doc.parent / f"results_{section['task']}.png")
     image = doc.parent / "results_transfer.png"
     shutil.copyfile(out / "transfer" / "transfer.png", image)
     run_time = {part: _run_seconds(out / part) for part in timings}
@@ -189,8 +191,50 @@ def task_section(task: str, root: Path, budgets: list[int]) -> dict[str, Any]:
               for name, rows in (("table_1", TABLE_1), ("table_2", TABLE_2))}
     equivalent = equivalent_budget(tables["table_1"], [m for m in TABLE_1 if m != "read"])
     profiles = {b: profile_table({m: summaries[b, m] for m in TABLE_1}, list(config.capabilities)) for b in budgets}
-    return {"task": task, "budgets": budgets, "requirement": dict(zip(config.capabilities, requirement, strict=True)),
-            "tables": tables, "profiles": profiles, "equivalent": equivalent, "targets": targets(tables, equivalent)}
+    r = dict(zip(config.capabilities, requirement, strict=True))
+    spending = {b: allocation_table({m: summaries[b, m] for m in TABLE_2}, r) for b in budgets}
+    return {"task": task, "budgets": budgets, "requirement": r, "tables": tables, "profiles": profiles,
+            "spending": spending, "equivalent": equivalent, "targets": targets(tables, equivalent)}
+
+
+def allocation_table(runs: dict[str, list[dict[str, Any]]], requirement: dict[str, float]) -> str:
+    """Where each schedule spent its rounds (from the runs' ``allocations``): per run, the
+    rounds whose allocation was not the task's r (a share off by more than 0.01), and each
+    capability's mean share over rounds and runs (those of at least 0.02)."""
+    total = sum(requirement.values())
+    r = {c: w / total for c, w in requirement.items()}
+    lines = ["| method | rounds off r, per run | mean share per capability |", "|---|---|---|"]
+    for method, summaries in runs.items():
+        rounds = [a for s in summaries for a in s["allocations"]]
+        off = [sum(any(abs(a[c] - r[c]) > 0.01 for c in r) for a in s["allocations"]) for s in summaries]
+        shares = {c: sum(a[c] for a in rounds) / len(rounds) for c in r}
+        spent = ", ".join(f"{c} {v:.2f}" for c, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= 0.02)
+        lines.append(f"| {method} | {' / '.join(map(str, off))} of {len(summaries[0]['allocations'])} | {spent} |")
+    return "\n".join(lines)
+
+
+def utility_figure(section: dict[str, Any], path: Path) -> None:
+    """Final utility against budget (log scale, mean ± std over seeds) of read, every
+    single-capability baseline and task_static: the curves the equivalent budget is read from."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = section["budgets"]
+    cells = [{**t1["results"], **t2["results"]} for t1, t2 in zip(section["tables"]["table_1"], section["tables"]["table_2"], strict=True)]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    for method in [*TABLE_1, "task_static"]:
+        mean = [c[method]["final_utility"]["mean"] for c in cells]
+        std = [c[method]["final_utility"]["std"] for c in cells]
+        style = {"read": {"lw": 2.6, "color": "black"}, "task_static": {"lw": 1.8, "ls": "--", "color": "#555"}}.get(method, {"lw": 1.0})
+        ax.errorbar(budgets, mean, yerr=std, marker="o", ms=4, capsize=3, label=method, **style)
+    ax.set(xscale="log", xlabel="budget B (billable tokens)", ylabel="final test utility", title=f"{section['task']}: utility against budget")
+    ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
+    ax.minorticks_off()
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def profile_table(finals: dict[str, list[dict[str, Any]]], capabilities: list[str]) -> str:
@@ -264,7 +308,10 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
                 if name == "table_1":
                     lines += ["", f"Final probe score per capability (mean over seeds), {t['budget']:,} tokens:", "",
                               s["profiles"][t["budget"]]]
-        lines += ["", equivalent_text(s["equivalent"]), "", "### Targets", ""]
+        for b in s["budgets"]:
+            lines += ["", f"### Where the schedules spent their rounds, {b:,} tokens", "", s["spending"][b]]
+        lines += ["", equivalent_text(s["equivalent"]), "", f"![utility against budget](results_{s['task']}.png)",
+                  "", "### Targets", ""]
         lines += [f"* **{target}**: " + "; ".join(rows) for target, rows in s["targets"].items()]
     harm = [m["mean_negative_off_diagonal"] for m in transfer_result["matrices"]]
     growing = all(b < a for a, b in zip(harm, harm[1:], strict=False))
