@@ -750,7 +750,7 @@ def _start(parts: Parts) -> RunState:
     with parts.wall("measure"):
         profile0 = world.probe(parts.student, ledger, INITIAL)
         initial_utility = world.evaluate(parts.student, "test", ledger, INITIAL)
-    # The probes after a round may stop after the first of a capability's items
+    # The probes after a round may stop after the first third of a capability's items
     # (probe.stop_width); the scores their changes start from are read the same way, so
     # that round 1's change compares the same items, not a third of them with all.
     with parts.wall("probe"):

@@ -461,7 +461,7 @@ class ReadPolicy:
         if not improved:
             self.kappa *= float(self.config.kappa_decay)
         if utility_gains:
-            self.checkpoints.append((len([h for h in self.history if not h["pilot"]]), float(utility_gains[-1])))
+            self.checkpoints.append((self._rounds_seen(), float(utility_gains[-1])))
         p = np.asarray(proxy_rewards, dtype=float)
         u = np.asarray(utility_gains, dtype=float)
         if p.size == 0 or self._rounds_seen() == 0:
