@@ -74,6 +74,8 @@ GRID_PROFILING = 0.5
 TRANSFER_BUDGETS = [20_000, 50_000, 100_000]
 TRANSFER_TASK = "long_tool"
 KD = ["resp_kd", "cot_kd", "logit_kd"]
+#: The hand-written reading of the document's tables, beside it.
+DISCUSSION = "results_discussion.md"
 
 
 def methods() -> list[str]:
@@ -160,7 +162,9 @@ def produce(out: Path, doc: Path, jobs: int, quiet: bool = False) -> str:
     image = doc.parent / "results_transfer.png"
     shutil.copyfile(out / "transfer" / "transfer.png", image)
     run_time = {part: _run_seconds(out / part) for part in timings}
-    text = document(sections, transfer_result, image.name, timings, run_time, records.name)
+    # The reading of these tables is written by hand beside them, from the same runs.
+    discussion = DISCUSSION if (doc.parent / DISCUSSION).exists() else None
+    text = document(sections, transfer_result, image.name, timings, run_time, records.name, discussion)
     write_text(doc, text)
     return text
 
@@ -277,8 +281,9 @@ def targets(tables: dict[str, list[dict[str, Any]]], equivalent: list[dict[str, 
 
 
 def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], image: str, timings: dict[str, float],
-             run_time: dict[str, float], records: str) -> str:
-    """The Markdown of docs/results.md."""
+             run_time: dict[str, float], records: str, discussion: str | None = None) -> str:
+    """The Markdown of docs/results.md (linking to ``discussion``, the hand-written reading
+    of its tables, where there is one)."""
     seeds = ", ".join(map(str, SEEDS))
     lines = [
         "# Results on the micro-world",
@@ -303,6 +308,9 @@ def document(sections: list[dict[str, Any]], transfer_result: dict[str, Any], im
         "config it ran and its summary (initial and final profile, allocations, dev utility, ledger, wall time). "
         "`make results` on a fresh clone re-tabulates them without running them again.",
     ]
+    if discussion:
+        lines += ["", f"What these tables say, where read wins and where it loses and why (from the runs' traces), is "
+                      f"discussed in [{discussion}]({discussion})."]
     for s in sections:
         req = ", ".join(f"{c} {w:g}" for c, w in s["requirement"].items() if w > 0)
         lines += ["", f"## {s['task']} (r: {req})"]
