@@ -41,7 +41,7 @@ class RunConfig(_Section):
     name: str = Field("demo", description="Run name; the default run dir is runs/<name>-<time>.")
     seed: Seed = Field(0, description="Seed of every random choice in the run (0 .. 2**32-1).")
     rounds: int = Field(20, ge=1, description="Number of bandit rounds (decision steps).")
-    dev_every: int = Field(5, ge=1, description="Evaluate dev utility every this many rounds.")
+    dev_every: int = Field(5, ge=1, description="Evaluate dev utility every this many rounds (not after the last: the test evaluation follows).")
     report: bool | None = Field(
         None, description="Write report.html when the run ends; default yes for real-model worlds, no for sim runs."
     )

@@ -81,9 +81,27 @@ def item_scores(
 STAGES = 3
 
 
+def _stage(n: int, k: int, stages: int) -> slice:
+    """Stage ``k``'s items of a capability with ``n``: bounds round up, so the first stage
+    holds an item whenever the suite does."""
+    return slice(-(-k * n // stages), -(-(k + 1) * n // stages))
+
+
 def _wide(values: list[float], stop_width: float) -> bool:
     """Whether the normal 95 % interval of the mean of ``values`` is wider than ``stop_width``."""
     return 2 * 1.96 * float(np.std(values)) / np.sqrt(len(values)) > stop_width
+
+
+def _profile(values: dict[str, list[float]], seed: int) -> Profile:
+    """Mean score, bootstrap interval and item scores per capability of ``values``."""
+    # Intervals are drawn in suite order whatever the grouping, so a profile does not
+    # depend on how its capabilities were batched.
+    rng = np.random.default_rng([seed, 4099])
+    return Profile(
+        scores={c: float(np.mean(v)) for c, v in values.items()},
+        intervals={c: bootstrap_interval(v, rng) for c, v in values.items()},
+        items={c: tuple(v) for c, v in values.items()},
+    )
 
 
 def probe(
@@ -117,8 +135,7 @@ def probe(
         for c in todo:
             by_limit.setdefault(max_new_tokens[c], []).append(c)
         for limit, group in by_limit.items():
-            # Stage bounds round up, so the first stage holds an item whenever the suite does.
-            part = {c: suite[c][-(-k * len(suite[c]) // stages) : -(-(k + 1) * len(suite[c]) // stages)] for c in group}
+            part = {c: suite[c][_stage(len(suite[c]), k, stages)] for c in group}
             flat = item_scores(
                 student, [it for c in group for it in part[c]], limit, count_tokens, ledger, round, "probe", count_prompt_tokens
             )
@@ -126,9 +143,27 @@ def probe(
                 values[c] += flat[: len(part[c])]
                 flat = flat[len(part[c]) :]
         todo = [c for c in todo if _wide(values[c], stop_width)]
-    # Intervals are drawn in suite order whatever the grouping, so a profile does not
-    # depend on how its capabilities were batched.
-    rng = np.random.default_rng([seed, 4099])
-    scores = {c: float(np.mean(values[c])) for c in names}
-    intervals = {c: bootstrap_interval(values[c], rng) for c in names}
-    return Profile(scores=scores, intervals=intervals)
+    return _profile(values, seed)
+
+
+def sequential_view(full: Profile, capabilities: Sequence[str], stop_width: float, seed: int = 0) -> Profile:
+    """What a sequential :func:`probe` of ``capabilities`` scores, read off ``full``, a probe
+    of every item of the same student: the same items in the same stages, with no
+    generation. A capability ``full`` holds no items of (a simulated world's) keeps its
+    score and interval."""
+    names = [c for c in full.scores if c in set(capabilities)]
+    stages = STAGES if stop_width > 0 else 1
+    values: dict[str, list[float]] = {}
+    for c in (c for c in names if c in full.items):
+        items = list(full.items[c])
+        values[c] = items[_stage(len(items), 0, stages)]
+        for k in range(1, stages):
+            if not _wide(values[c], stop_width):
+                break
+            values[c] += items[_stage(len(items), k, stages)]
+    view = _profile(values, seed)
+    return Profile(
+        scores={c: view.scores[c] if c in values else full.scores[c] for c in names},
+        intervals={c: view.intervals[c] if c in values else full.intervals[c] for c in names if c in values or c in full.intervals},
+        items=view.items,
+    )

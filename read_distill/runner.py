@@ -35,6 +35,7 @@ from read_distill.policies import make_policy
 from read_distill.policies.actions import candidate_actions
 from read_distill.policies.base import Pilot
 from read_distill.preflight import check_inputs
+from read_distill.probes import sequential_view
 from read_distill.rewards import broken_floors, floor_scores, reward
 from read_distill.rundir import RunDirError, check_run_dir, clear_run_dir, hold_run_dir
 from read_distill.store import read_json, remove_temporaries, write_json, write_text
@@ -605,6 +606,7 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         return _finished(parts)
     state_path = parts.run_dir / "state.json"
     state = _resume(parts, RunState.from_json(read_json(state_path))) if state_path.exists() else _start(parts)
+    final_profile = None
     for t in range(state.round + 1, config.run.rounds + 1):
         rd = _round_dir(parts.run_dir, t)
         quota = round_quota(ledger.remaining, config.run.rounds - t + 1)
@@ -619,14 +621,23 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         stats, leakage = _generate_and_train(parts, rd, t, w, quota)
 
         others = config.probe.others_every > 0 and t % config.probe.others_every == 0
-        with parts.wall("probe"):
-            measured = world.probe(parts.student, ledger, t, None if others else parts.probed, sequential=True)
+        probed = caps if others else parts.probed
+        floors = floor_scores(parts.requirement, caps, state.initial_profile.vector(caps), parts.floors, config.floors.drop, config.reward.top_k)
+        if t == config.run.rounds and not floors:
+            # After the last round the policy decides nothing more and no floor can undo
+            # it: the round's reading is taken off the final measurement (the same items a
+            # probe would score) instead of a probe of its own.
+            with parts.wall("measure"):
+                final_profile = world.probe(parts.student, ledger, FINAL)
+            measured = sequential_view(final_profile, probed, config.probe.stop_width, config.probe.seed)
+        else:
+            with parts.wall("probe"):
+                measured = world.probe(parts.student, ledger, t, probed, sequential=True)
         # What was not probed this round keeps its last measured score (and interval).
         new_profile = state.profile.updated(measured)
         s, s_new = state.profile.vector(caps), new_profile.vector(caps)
         spent = ledger.spent_in_round(t)
         R, gain, spill, cost = reward(parts.requirement, s, s_new, spent, config.reward.beta, config.reward.lambda_per_token, config.reward.top_k)
-        floors = floor_scores(parts.requirement, caps, state.initial_profile.vector(caps), parts.floors, config.floors.drop, config.reward.top_k)
         broken = broken_floors(floors, measured.scores, measured.intervals)
         if broken:
             # The round is undone: the student goes back to the last commit (its tokens stay
@@ -638,7 +649,9 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
             parts.policy.update(context, w, R - config.floors.penalty if broken else R, rolled_back=bool(broken))
         state.cum_reward += 0.0 if broken else R
         dev_utility = None
-        if t % config.run.dev_every == 0 or t == config.run.rounds:
+        # No checkpoint after the last round: the policy decides nothing more, and the
+        # final measurement (test utility) follows at once.
+        if t % config.run.dev_every == 0 and t < config.run.rounds:
             dev_utility = _dev_checkpoint(parts, state, t)
 
         allocation = dict(zip(caps, w, strict=True))
@@ -670,7 +683,7 @@ def _rounds(parts: Parts, stop_after_round: int | None) -> dict[str, Any]:
         if stop_after_round is not None and t >= stop_after_round:
             ledger.close()
             return {"stopped_after_round": t}
-    return _finish(parts, state)
+    return _finish(parts, state, final_profile)
 
 
 def _setup(config: Config, run_dir: Path, world: World | None, resume: bool, quiet: bool) -> Parts:
@@ -751,11 +764,11 @@ def _start(parts: Parts) -> RunState:
         profile0 = world.probe(parts.student, ledger, INITIAL)
         initial_utility = world.evaluate(parts.student, "test", ledger, INITIAL)
     # The probes after a round may stop after the first third of a capability's items
-    # (probe.stop_width); the scores their changes start from are read the same way, so
-    # that round 1's change compares the same items, not a third of them with all.
-    with parts.wall("probe"):
-        others = config.probe.others_every > 0
-        start = profile0.updated(world.probe(parts.student, ledger, INITIAL, None if others else parts.probed, sequential=True))
+    # (probe.stop_width); the scores their changes start from are read the same way off
+    # profile0's items, so that round 1's change compares the same items, not a third of
+    # them with all.
+    probed = caps if config.probe.others_every > 0 else parts.probed
+    start = profile0.updated(sequential_view(profile0, probed, config.probe.stop_width, config.probe.seed))
     with parts.wall("dev"):
         initial_dev = world.evaluate(parts.student, "dev", ledger, INITIAL)
     parts.say(
@@ -834,13 +847,16 @@ def _cache_rows(parts: Parts) -> int | None:
     return teacher.last_row() if hasattr(teacher, "last_row") else None
 
 
-def _finish(parts: Parts, state: RunState) -> dict[str, Any]:
-    """Final test utility and full profile; ``summary.json``; the report where asked."""
+def _finish(parts: Parts, state: RunState, final_profile: Profile | None = None) -> dict[str, Any]:
+    """Final test utility and full profile (``final_profile`` where the last round measured
+    it); ``summary.json``; the report where asked."""
     config, run_dir, ledger = parts.config, parts.run_dir, parts.ledger
     summary_path = run_dir / "summary.json"
-    ledger.truncate(lambda e: e.round != FINAL)
     with parts.wall("measure"):
-        final_profile = parts.world.probe(parts.student, ledger, FINAL)
+        if final_profile is None:
+            # A resumed finish: what a killed one charged is measured again.
+            ledger.truncate(lambda e: e.round != FINAL)
+            final_profile = parts.world.probe(parts.student, ledger, FINAL)
         final_utility = parts.world.evaluate(parts.student, "test", ledger, FINAL)
     rounds = [_round_dir(run_dir, t) for t in range(1, config.run.rounds + 1)]
     wall_s, peak_mb = parts.wall.drain_into(state.wall_s, state.peak_mb)

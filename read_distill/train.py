@@ -132,6 +132,14 @@ def encode_prompt(tokenizer: Any, prompt: str, *, chat_template: bool = True) ->
     return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
+def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
+    """:func:`encode_prompt` of every prompt; without a chat template, in one tokenizer
+    call (a call per prompt costs more than a small model's whole forward pass)."""
+    if uses_chat_template(tokenizer) or not prompts:
+        return [encode_prompt(tokenizer, p) for p in prompts]
+    return [list(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+
+
 def count_tokens(tokenizer: Any, texts: list[str]) -> int:
     """True token count of ``texts`` (no special tokens): what probes and evaluations charge."""
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
@@ -146,7 +154,7 @@ def count_prompt_tokens(tokenizer: Any, prompts: list[str]) -> int:
     if not uses_chat_template(tokenizer):
         return count_tokens(tokenizer, prompts)
     bos = tokenizer.bos_token_id
-    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts)
     return sum(len(ids) - (bos is not None and ids[:1] == [bos]) for ids in encoded)
 
 

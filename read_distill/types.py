@@ -94,6 +94,10 @@ class Profile:
     scores: dict[str, float]
     #: capability -> (low, high) bootstrap 95 % interval; empty when not measured.
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: capability -> the score of every item measured, in suite order (empty where the
+    #: world has no items). In memory only: a view (``probes.sequential_view``) is read off
+    #: them in the round they were measured, never after a resume.
+    items: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
 
     def vector(self, capabilities: tuple[str, ...]) -> list[float]:
         """Scores in the order of ``capabilities``."""

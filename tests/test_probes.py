@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from read_distill.ledger import Ledger
-from read_distill.probes import probe
-from read_distill.types import Item
+from read_distill.probes import probe, sequential_view
+from read_distill.types import Item, Profile
 
 N = 48
 
@@ -61,3 +61,28 @@ def test_the_default_probe_after_a_round_reads_the_first_third_of_each_capabilit
     assert len(student.calls) == 1
     assert student.calls[0] == [f"{c} {i}" for c in ("sure", "unsure") for i in range(N // 3)]
     assert scores == {"sure": 100.0, "unsure": 50.0}
+
+
+class Uneven(Student):
+    """Right on the first 20 ``sure`` items and on every third ``unsure`` one: the first
+    third of a capability's items says something else than all of them."""
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        self.calls.append(prompts)
+        right = {"sure": lambda i: i < 20, "unsure": lambda i: i % 3 == 0, "other": lambda i: i % 2 == 0}
+        return [f"#### {p}" if right[p.split()[0]](int(p.split()[1])) else "#### no" for p in prompts]
+
+
+def test_a_sequential_view_of_a_full_probe_is_what_the_sequential_probe_measures():
+    limits = {"sure": 8, "unsure": 8, "other": 16}
+    count = lambda texts: sum(len(t.split()) for t in texts)  # noqa: E731
+    full = probe(Uneven(), _suite(), limits, count, Ledger(None, 100), 0, seed=3)
+    for stop_width in (0.0, 5.0, 100.0):
+        staged = probe(Uneven(), _suite(), limits, count, Ledger(None, 100), 1, seed=3, capabilities=("sure", "unsure"), stop_width=stop_width)
+        view = sequential_view(full, ("unsure", "sure"), stop_width, seed=3)
+        assert view.scores == staged.scores and view.intervals == staged.intervals
+    # The first third decides where it is tight (sure: 16 of 16 right) and differs from all items.
+    assert sequential_view(full, ("sure",), 100.0, seed=3).scores["sure"] == 100.0 != full.scores["sure"]
+    # Without item scores (a simulated world's profile) a capability keeps its measurement.
+    bare = Profile(scores={"sure": 70.0, "other": 10.0}, intervals={"sure": (60.0, 80.0)})
+    assert sequential_view(bare, ("sure",), 100.0) == Profile(scores={"sure": 70.0}, intervals={"sure": (60.0, 80.0)})

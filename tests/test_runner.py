@@ -228,8 +228,9 @@ def test_the_run_holds_its_directory_lock_while_it_works(world, tmp_path):
 
 
 class _ThirdReadsHigher:
-    """The sized simulated world, whose probes after a round (``sequential``, a third of the
-    items in a real world) read 7 points above its full measurement."""
+    """The sized simulated world with 48 probe items per capability whose first third reads
+    7 points above the whole: a full measurement carries the item scores (mean unchanged),
+    the probes after a round (``sequential``) read the first third."""
 
     def __init__(self, world):
         self._world = world
@@ -239,8 +240,10 @@ class _ThirdReadsHigher:
 
     def probe(self, student, ledger, round, capabilities=None, sequential=False):
         measured = self._world.probe(student, ledger, round, capabilities, sequential)
-        shift = 7.0 if sequential else 0.0
-        return Profile({c: v + shift for c, v in measured.scores.items()}, measured.intervals)
+        if sequential:
+            return Profile({c: v + 7.0 for c, v in measured.scores.items()}, measured.intervals)
+        items = {c: (v + 7.0,) * 16 + (v - 3.5,) * 32 for c, v in measured.scores.items()}
+        return Profile(measured.scores, measured.intervals, items)
 
 
 def test_round_one_changes_start_from_what_the_probes_after_a_round_read(world, tmp_path):

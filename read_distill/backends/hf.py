@@ -114,7 +114,8 @@ def generate_tokens(
 
     device = next(model.parameters()).device
     pad, eos = _pad_id(tokenizer), _eos_ids(model, tokenizer)
-    encoded = [list(p) if isinstance(p, list) else train.encode_prompt(tokenizer, p) for p in prompts]
+    tokens_given = bool(prompts) and isinstance(prompts[0], list)
+    encoded = [list(p) for p in prompts] if tokens_given else train.encode_prompts(tokenizer, prompts)
     sampled = temperature > 0
     # Every knob is set: unset ones would be inherited from the model's generation_config.
     gen_config = GenerationConfig(
