@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import importlib
 import json
+import os
 import platform
 import shutil
 import sqlite3
@@ -525,6 +526,10 @@ def run(
     resumes once it can be written again.
     """
     run_dir = Path(run_dir)
+    # The run tokenizes a batch at a time between torch calls on the same cores: the
+    # tokenizers library's own thread pool only contends with torch's there (it doubled
+    # the cost of a probe's tokenization, docs/performance.md). A user's setting stands.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     ranks.start(config.world.device)
     if world is None:
         check_inputs(config)
