@@ -162,8 +162,9 @@ def sequential_view(full: Profile, capabilities: Sequence[str], stop_width: floa
                 break
             values[c] += items[_stage(len(items), k, stages)]
     view = _profile(values, seed)
+    kept = [c for c in names if c not in values]
     return Profile(
-        scores={c: view.scores[c] if c in values else full.scores[c] for c in names},
-        intervals={c: view.intervals[c] if c in values else full.intervals[c] for c in names if c in values or c in full.intervals},
+        scores={**{c: full.scores[c] for c in kept}, **view.scores},
+        intervals={**{c: full.intervals[c] for c in kept if c in full.intervals}, **view.intervals},
         items=view.items,
     )
